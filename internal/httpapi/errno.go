@@ -1,0 +1,5 @@
+package httpapi
+
+import "syscall"
+
+var errAddrInUse = syscall.EADDRINUSE
