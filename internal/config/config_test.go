@@ -110,6 +110,22 @@ func TestLoad(t *testing.T) {
 	}
 }
 
+func TestOverrides(t *testing.T) {
+	cfg := defaults()
+	p := write(t, "mqtt:\n  broker: tcp://file\n")
+	err := Load(p, &cfg, []string{"SLUICE_MQTT_BROKER=tcp://env"}, Override{Key: "mqtt.broker", Value: "tcp://flag", Origin: "flag --broker"}, Override{Key: "data_dir", Value: "/f", Origin: "flag --data-dir"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MQTT.Broker != "tcp://flag" || cfg.DataDir != "/f" {
+		t.Fatalf("flags must win over env and file: %+v", cfg)
+	}
+	err = Load("", &cfg, nil, Override{Key: "mqtt.qos", Value: "7", Origin: "flag --qos"})
+	if err == nil || !strings.Contains(err.Error(), "mqtt.qos: must be 0 or 1 (flag --qos)") {
+		t.Fatalf("error must name the flag: %v", err)
+	}
+}
+
 func TestDocument(t *testing.T) {
 	cfg := defaults()
 	cfg.MQTT.Password = "hunter2"

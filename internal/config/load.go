@@ -18,10 +18,17 @@ import (
 // EnvPrefix starts every environment variable that overrides a setting.
 const EnvPrefix = "SLUICE_"
 
+// Override sets one key from outside the file and the environment: a command-line flag.
+type Override struct {
+	Key    string // dotted key, e.g. "mqtt.broker"
+	Value  string // parsed like an environment variable's value
+	Origin string // shown in errors, e.g. "flag --broker"
+}
+
 // Load fills dst (a pointer to a struct already holding its defaults) from the YAML file at path (none
-// when path is ""), then from environment variables in environ (os.Environ() form), then validates every
-// component. All problems are returned together as Errors.
-func Load(path string, dst any, environ []string) error {
+// when path is ""), then from environment variables in environ (os.Environ() form), then from
+// overrides (flags), then validates every component. All problems are returned together as Errors.
+func Load(path string, dst any, environ []string, overrides ...Override) error {
 	origins := map[string]string{}
 	var errs Errors
 	if path != "" {
@@ -35,10 +42,33 @@ func Load(path string, dst any, environ []string) error {
 		}
 	}
 	errs = append(errs, applyEnv(dst, environ, origins)...)
+	errs = append(errs, applyOverrides(dst, overrides, origins)...)
 	if len(errs) > 0 {
 		return errs
 	}
 	return Validate(dst, origins)
+}
+
+func applyOverrides(dst any, overrides []Override, origins map[string]string) Errors {
+	var errs Errors
+	for _, o := range overrides {
+		found := false
+		walk(reflect.ValueOf(dst), "", func(key string, f reflect.Value) bool {
+			if key != o.Key {
+				return strings.HasPrefix(o.Key, key+".")
+			}
+			found = true
+			origins[key] = o.Origin
+			if err := setFromString(f, o.Value); err != nil {
+				errs = append(errs, &FieldError{Key: key, Problem: err.Error(), Fix: "give " + o.Origin + " a value of the type `sluice config` shows", Origin: o.Origin})
+			}
+			return false
+		})
+		if !found {
+			errs = append(errs, &FieldError{Key: o.Key, Problem: "no such setting", Origin: o.Origin})
+		}
+	}
+	return errs
 }
 
 // Validate runs Validate on every component in v and returns the collected errors (nil when none),

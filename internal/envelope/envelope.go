@@ -75,21 +75,41 @@ func (e *Envelope) Size() int {
 	return 3 + uvarintLen(uint64(e.ReceivedAt)) + uvarintLen(uint64(len(e.Topic))) + len(e.Topic) + len(e.Payload)
 }
 
+// View is a decoded envelope whose Topic and Payload alias the encoded bytes: no copy, no allocation.
+// It is valid as long as those bytes are.
+type View struct {
+	ReceivedAt int64
+	Source     Source
+	QoS        uint8
+	Topic      []byte
+	Payload    []byte
+}
+
 // Decode decodes b into e. e.Payload aliases b (no copy); e.Topic is a copy.
 func Decode(b []byte, e *Envelope) error {
+	var v View
+	if err := DecodeView(b, &v); err != nil {
+		return err
+	}
+	*e = Envelope{ReceivedAt: v.ReceivedAt, Source: v.Source, QoS: v.QoS, Topic: string(v.Topic), Payload: v.Payload}
+	return nil
+}
+
+// DecodeView decodes b into v without copying.
+func DecodeView(b []byte, v *View) error {
 	if len(b) < 3 {
 		return fmt.Errorf("decode envelope: %w (%d bytes)", ErrShort, len(b))
 	}
 	if b[0] != Version {
 		return fmt.Errorf("decode envelope: %w %d", ErrVersion, b[0])
 	}
-	e.Source, e.QoS = Source(b[1]), b[2]
+	v.Source, v.QoS = Source(b[1]), b[2]
 	rest := b[3:]
 	ts, n := binary.Uvarint(rest)
 	if n <= 0 {
 		return fmt.Errorf("decode envelope: received_at: %w", ErrShort)
 	}
-	e.ReceivedAt = int64(ts)
+	v.ReceivedAt = int64(ts)
 	rest = rest[n:]
 	tl, n := binary.Uvarint(rest)
 	if n <= 0 {
@@ -99,8 +119,8 @@ func Decode(b []byte, e *Envelope) error {
 	if tl > MaxTopicLen || tl > uint64(len(rest)) {
 		return fmt.Errorf("decode envelope: topic of %d bytes: %w", tl, ErrShort)
 	}
-	e.Topic = string(rest[:tl])
-	e.Payload = rest[tl:]
+	v.Topic = rest[:tl:tl]
+	v.Payload = rest[tl:]
 	return nil
 }
 
