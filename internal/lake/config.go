@@ -1,0 +1,69 @@
+package lake
+
+import (
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sluice-project/sluice/internal/config"
+)
+
+// Config is the lake's section ("lake") of sluice's configuration.
+type Config struct {
+	URL                string        `yaml:"url" doc:"Where the lake lives: file:///absolute/path, s3://bucket/prefix?region=…, gs://bucket/prefix, azblob://container/prefix, mem:// (tests). Empty: file://<data_dir>/lake."`
+	FlushInterval      time.Duration `yaml:"flush_interval" doc:"Commit at least this often while rows are buffered (the longest a row waits before it is visible in the lake)."`
+	FlushRows          int           `yaml:"flush_rows" doc:"Commit once a stage buffers this many rows (0: no row limit)."`
+	FlushBytes         config.Bytes  `yaml:"flush_bytes" doc:"Commit once a stage buffers this much (estimated memory of the buffered rows; 0: no size limit)."`
+	Compression        string        `yaml:"compression" doc:"Parquet compression codec: zstd, snappy or none."`
+	CompressionLevel   string        `yaml:"compression_level" doc:"zstd effort: fastest, default, better or best (more effort: smaller files, slower commits)."`
+	RowGroupRows       int           `yaml:"row_group_rows" doc:"Rows per Parquet row group. Smaller groups let readers skip more of a file when filtering on sensor_id (readings/ is sorted by sensor_id, metric, ts); larger ones compress better."`
+	CheckpointInterval int           `yaml:"checkpoint_interval" doc:"Write a Delta checkpoint every this many commits, so opening a table with a long log stays fast (0: never)."`
+}
+
+// DefaultConfig returns the lake's defaults: commit every minute, 1M rows or 128MiB, whichever comes
+// first; zstd; 128Ki-row row groups; a checkpoint every 100 commits.
+func DefaultConfig() Config {
+	return Config{
+		FlushInterval:      time.Minute,
+		FlushRows:          1_000_000,
+		FlushBytes:         128 << 20,
+		Compression:        "zstd",
+		CompressionLevel:   "default",
+		RowGroupRows:       128 << 10,
+		CheckpointInterval: 100,
+	}
+}
+
+// Schemes the lake knows; each needs its gocloud.dev/blob driver linked into the binary.
+var schemes = []string{"file", "mem", "s3", "gs", "azblob"}
+
+var (
+	compressions = []string{"zstd", "snappy", "none"}
+	levels       = []string{"fastest", "default", "better", "best"}
+)
+
+// Validate implements config.Validator.
+func (c Config) Validate() config.Errors {
+	var es config.Errors
+	if c.URL != "" {
+		u, err := url.Parse(c.URL)
+		switch {
+		case err != nil:
+			es.Add("url", fmt.Sprintf("%q is not a URL: %v", c.URL, err), "write a URL such as file:///var/lib/sluice/lake or s3://bucket/lake")
+		case !slices.Contains(schemes, u.Scheme):
+			es.Add("url", fmt.Sprintf("scheme %q is not supported", u.Scheme), "use one of "+strings.Join(schemes, "://, ")+"://")
+		case u.Scheme == "file" && (u.Path == "" || (u.Host != "" && u.Host != "localhost")):
+			es.Add("url", "file:// URL without an absolute path", "write file:///absolute/path (three slashes)")
+		}
+	}
+	es.Check(c.FlushInterval > 0, "flush_interval", fmt.Sprintf("%s is not positive", c.FlushInterval), "use a duration such as 1m or 250ms")
+	es.Check(c.FlushRows >= 0, "flush_rows", fmt.Sprintf("%d is negative", c.FlushRows), "use 0 (no limit) or a row count such as 1000000")
+	es.Check(c.FlushBytes >= 0, "flush_bytes", fmt.Sprintf("%d is negative", c.FlushBytes), "use 0 (no limit) or a size such as 128MiB")
+	es.Check(slices.Contains(compressions, c.Compression), "compression", fmt.Sprintf("%q is not a codec", c.Compression), "use "+strings.Join(compressions, ", "))
+	es.Check(slices.Contains(levels, c.CompressionLevel), "compression_level", fmt.Sprintf("%q is not a level", c.CompressionLevel), "use "+strings.Join(levels, ", "))
+	es.Check(c.RowGroupRows >= 1024, "row_group_rows", fmt.Sprintf("%d is below 1024", c.RowGroupRows), "use at least 1024; 131072 suits most tables")
+	es.Check(c.CheckpointInterval >= 0, "checkpoint_interval", fmt.Sprintf("%d is negative", c.CheckpointInterval), "use 0 (no checkpoints) or a commit count such as 100")
+	return es
+}

@@ -1,0 +1,224 @@
+package lake
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func TestConfigValidate(t *testing.T) {
+	cases := []struct {
+		name string
+		edit func(*Config)
+		want []string // "key: problem" prefixes, in order
+	}{
+		{"defaults", func(*Config) {}, nil},
+		{"s3 url", func(c *Config) { c.URL = "s3://bucket/lake?region=eu-west-1" }, nil},
+		{"unknown scheme", func(c *Config) { c.URL = "ftp://host/lake" }, []string{`url: scheme "ftp" is not supported`}},
+		{"file without path", func(c *Config) { c.URL = "file://" }, []string{"url: file:// URL without an absolute path"}},
+		{"relative file path", func(c *Config) { c.URL = "file://data/lake" }, []string{"url: file:// URL without an absolute path"}},
+		{"bad url", func(c *Config) { c.URL = "file://%zz" }, []string{`url: "file://%zz" is not a URL`}},
+		{"zero interval", func(c *Config) { c.FlushInterval = 0 }, []string{"flush_interval: 0s is not positive"}},
+		{"negative limits", func(c *Config) { c.FlushRows, c.FlushBytes = -1, -1 }, []string{"flush_rows: -1 is negative", "flush_bytes: -1 is negative"}},
+		{"codec", func(c *Config) { c.Compression = "lz4" }, []string{`compression: "lz4" is not a codec`}},
+		{"level", func(c *Config) { c.CompressionLevel = "max" }, []string{`compression_level: "max" is not a level`}},
+		{"row groups", func(c *Config) { c.RowGroupRows = 10 }, []string{"row_group_rows: 10 is below 1024"}},
+		{"checkpoints", func(c *Config) { c.CheckpointInterval = -5 }, []string{"checkpoint_interval: -5 is negative"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			c.edit(&cfg)
+			var got []string
+			for _, e := range cfg.Validate() {
+				got = append(got, e.Key+": "+e.Problem)
+				if e.Fix == "" {
+					t.Errorf("%s has no fix", e.Key)
+				}
+			}
+			if len(got) != len(c.want) {
+				t.Fatalf("Validate = %q, want %q", got, c.want)
+			}
+			for i := range got {
+				if !strings.HasPrefix(got[i], c.want[i]) {
+					t.Fatalf("Validate = %q, want %q", got, c.want)
+				}
+			}
+		})
+	}
+	d := DefaultConfig()
+	if d.FlushInterval != time.Minute || d.FlushRows != 1_000_000 || d.FlushBytes != 128<<20 || d.Compression != "zstd" || d.CheckpointInterval != 100 {
+		t.Fatalf("DefaultConfig = %+v", d)
+	}
+	if _, err := NewWriter(context.Background(), nil, ReadingsSpec(), Config{}); err == nil {
+		t.Fatal("NewWriter accepted an invalid config")
+	}
+}
+
+func TestFlagsOf(t *testing.T) {
+	cases := []struct {
+		mask uint32
+		want []string
+	}{
+		{0, []string{}},
+		{FlagUnknownSensor, []string{"unknown_sensor"}},
+		{FlagOutOfRange | FlagUnitMismatch, []string{"out_of_range", "unit_mismatch"}},
+		{FlagTSFromReceipt | FlagUnknownSensor, []string{"unknown_sensor", "ts_from_receipt"}},
+		{FlagUnknownSensor | FlagOutOfRange | FlagUnitMismatch | FlagTSFromReceipt, []string{"unknown_sensor", "out_of_range", "unit_mismatch", "ts_from_receipt"}},
+		{1 << 31, []string{"flag_31"}},
+		{1<<7 | FlagOutOfRange, []string{"out_of_range", "flag_7"}},
+	}
+	for _, c := range cases {
+		got := FlagsOf(c.mask)
+		if !slices.Equal(got, c.want) || got == nil {
+			t.Errorf("FlagsOf(%#x) = %#v, want %q", c.mask, got, c.want)
+		}
+		if cap(got) != len(got) {
+			t.Errorf("FlagsOf(%#x) has spare capacity: an append by a caller would write into the shared set", c.mask)
+		}
+	}
+	if a, b := FlagsOf(3), FlagsOf(3); &a[0] != &b[0] {
+		t.Error("FlagsOf allocates for named flags")
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = FlagsOf(FlagOutOfRange | FlagUnknownSensor) }); n != 0 {
+		t.Errorf("FlagsOf allocates %v times", n)
+	}
+}
+
+func TestOrder(t *testing.T) {
+	spec := ReadingsSpec()
+	r := func(sensor string, ts int64, id int64) ReadingRow {
+		return ReadingRow{SensorID: sensor, Metric: "m", TS: ts, IngestID: id}
+	}
+	const day = microsPerDay
+	cases := []struct {
+		name  string
+		rows  []ReadingRow
+		parts []int64   // partition keys, in order
+		want  [][]int64 // ingest ids per partition, in file order
+	}{
+		{"one partition in order", []ReadingRow{r("a", 1, 1), r("a", 2, 2), r("b", 1, 3)}, []int64{0}, [][]int64{{1, 2, 3}}},
+		{"interleaved sensors", []ReadingRow{r("b", 1, 1), r("a", 1, 2), r("b", 2, 3), r("a", 2, 4)}, []int64{0}, [][]int64{{2, 4, 1, 3}}},
+		{"late reading", []ReadingRow{r("a", 5, 1), r("a", 6, 2), r("a", 2, 3), r("a", 7, 4)}, []int64{0}, [][]int64{{3, 1, 2, 4}}},
+		{"reversed", []ReadingRow{r("a", 9, 1), r("a", 8, 2), r("a", 7, 3), r("a", 6, 4), r("a", 5, 5), r("a", 4, 6), r("a", 3, 7), r("a", 2, 8), r("a", 1, 9), r("a", 0, 10)}, []int64{0},
+			[][]int64{{10, 9, 8, 7, 6, 5, 4, 3, 2, 1}}},
+		{"across days, out of order", []ReadingRow{r("b", day+1, 1), r("a", 3, 2), r("a", -1, 3), r("a", day, 4)}, []int64{-1, 0, 1}, [][]int64{{3}, {2}, {4, 1}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			parts, perm := order(&spec, c.rows)
+			var keys []int64
+			var got [][]int64
+			for _, p := range parts {
+				keys = append(keys, p.key)
+				var ids []int64
+				for i := p.lo; i < p.hi; i++ {
+					j := i
+					if perm != nil {
+						j = int(perm[i])
+					}
+					ids = append(ids, c.rows[j].IngestID)
+				}
+				got = append(got, ids)
+			}
+			if fmt.Sprint(keys) != fmt.Sprint(c.parts) || fmt.Sprint(got) != fmt.Sprint(c.want) {
+				t.Fatalf("order = partitions %v %v, want %v %v", keys, got, c.parts, c.want)
+			}
+		})
+	}
+	// Without Cluster: raw/ keeps ingest order, and in-order rows need no permutation.
+	raw := RawSpec()
+	rows := []RawRow{{IngestID: 1, ReceivedAt: 10}, {IngestID: 2, ReceivedAt: 20}}
+	if parts, perm := order(&raw, rows); perm != nil || len(parts) != 1 || parts[0].hi != 2 {
+		t.Fatalf("in-order raw rows: %v %v", parts, perm)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	lk, err := Open(ctx, "mem://", WithRegisterer(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lk.Close()
+	w, err := NewWriter(ctx, lk, ReadingsSpec(), testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range testReadings(70) {
+		w.Add(r)
+	}
+	if _, err := w.Commit(ctx, "d", 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Commit(ctx, "d", 1); err != nil { // already landed
+		t.Fatal(err)
+	}
+	for name, want := range map[string]float64{
+		"sluice_lake_commits_total": 1, "sluice_lake_rows_total": 70, "sluice_lake_files_total": 1,
+		"sluice_lake_commits_already_landed_total": 1, "sluice_lake_table_version": 1, "sluice_lake_commit_errors_total": 0,
+	} {
+		c, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, mf := range c {
+			if mf.GetName() == name {
+				found = true
+				m := mf.GetMetric()[0]
+				got := m.GetCounter().GetValue() + m.GetGauge().GetValue()
+				if got != want || m.GetLabel()[0].GetValue() != "readings" {
+					t.Errorf("%s{table=%s} = %v, want %v", name, m.GetLabel()[0].GetValue(), got, want)
+				}
+			}
+		}
+		if !found && want != 0 {
+			t.Errorf("%s not registered", name)
+		}
+	}
+	if n := testutil.CollectAndCount(reg, "sluice_lake_commit_seconds"); n != 1 {
+		t.Errorf("commit_seconds has %d series", n)
+	}
+}
+
+func TestOpen(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		url     string
+		wantErr string
+	}{
+		{"mem://", ""},
+		{"mem://ignored/lake", ""},
+		{"file://" + t.TempDir() + "/new/lake", ""},
+		{"file://relative/lake", "want file:///absolute/path"},
+		{"nosuch://bucket", "open lake"},
+		{"%zz", "open lake"},
+	}
+	for _, c := range cases {
+		lk, err := Open(ctx, c.url)
+		if c.wantErr == "" {
+			if err != nil {
+				t.Errorf("Open(%q): %v", c.url, err)
+				continue
+			}
+			if lk.URL() != c.url {
+				t.Errorf("URL() = %q, want %q", lk.URL(), c.url)
+			}
+			if err := lk.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+			t.Errorf("Open(%q) = %v, want an error containing %q", c.url, err, c.wantErr)
+		}
+	}
+}

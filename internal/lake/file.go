@@ -1,0 +1,277 @@
+package lake
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress"
+	"github.com/parquet-go/parquet-go/compress/snappy"
+	"github.com/parquet-go/parquet-go/compress/zstd"
+	"github.com/parquet-go/parquet-go/format"
+
+	"github.com/sluice-project/sluice/internal/lake/delta"
+)
+
+// pageBytes is the target size of a Parquet data page before compression. Larger pages compress the
+// payload column better (zstd finds more repeats) at the cost of coarser page-level skipping.
+const pageBytes = 1 << 20
+
+// codec returns the Parquet compression codec cfg asks for.
+func codec(cfg Config) compress.Codec {
+	switch cfg.Compression {
+	case "snappy":
+		return &snappy.Codec{}
+	case "none":
+		return &parquet.Uncompressed
+	}
+	level := zstd.SpeedDefault
+	switch cfg.CompressionLevel {
+	case "fastest":
+		level = zstd.SpeedFastest
+	case "better":
+		level = zstd.SpeedBetterCompression
+	case "best":
+		level = zstd.SpeedBestCompression
+	}
+	return &zstd.Codec{Level: level}
+}
+
+// writerOptions are the Parquet writer options of a table's files.
+func writerOptions[T any](spec Spec[T], schema *parquet.Schema, cfg Config) []parquet.WriterOption {
+	opts := []parquet.WriterOption{
+		schema,
+		parquet.Compression(codec(cfg)),
+		parquet.DataPageVersion(1), // the protocol's advice for tables read beyond Delta connectors
+		parquet.PageBufferSize(pageBytes),
+		parquet.MaxRowsPerRowGroup(int64(cfg.RowGroupRows)),
+		parquet.CreatedBy("sluice", "", ""),
+	}
+	if len(spec.SortedBy) > 0 {
+		cols := make([]parquet.SortingColumn, len(spec.SortedBy))
+		for i, c := range spec.SortedBy {
+			cols[i] = parquet.Ascending(c)
+		}
+		opts = append(opts, parquet.SortingWriterConfig(parquet.SortingColumns(cols...)))
+	}
+	// Binary columns (payloads) get no min/max: useless for filtering, and a large payload would be
+	// copied into the footer and the page index.
+	for _, f := range schema.Fields() {
+		if f.Leaf() && f.Type().Kind() == parquet.ByteArray {
+			if lt := f.Type().LogicalType(); lt == nil || lt.Value == nil {
+				opts = append(opts, parquet.SkipPageBounds(f.Name()), parquet.SkipPageStatistics(f.Name()))
+			}
+		}
+	}
+	return opts
+}
+
+// countingWriter counts what goes through to the store.
+type countingWriter struct {
+	w delta.FileWriter
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// chunkRows is how many rows are gathered (through the permutation) per Parquet write.
+const chunkRows = 4096
+
+// writeFile writes one partition as one data file in the table's directory dir and returns its add
+// action: the rows w.rows[i] for i in idx, in that order, or rows as they are when idx is nil. The
+// file is durable when writeFile returns nil.
+func (w *Writer[T]) writeFile(ctx context.Context, dir string, pv map[string]string, rows []T, idx []int32, now int64) (*delta.Add, error) {
+	first := &rows[0]
+	if idx != nil {
+		first = &w.rows[idx[0]]
+	}
+	rel := fmt.Sprintf("%spart-%020d-%s.parquet", dir, w.spec.Seq(first), uuid.NewString())
+	key := w.table.Root() + rel
+	fw, err := w.lk.store.Create(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	cw := &countingWriter{w: fw}
+	// A new writer per file: GenericWriter.Reset leaves the footer's column paths empty.
+	pw := parquet.NewGenericWriter[T](cw, w.pqOpts...)
+	if err := w.writeRows(pw, rows, idx); err != nil {
+		fw.Abort()
+		return nil, fmt.Errorf("write %s: %w", key, err)
+	}
+	if err := pw.Close(); err != nil {
+		fw.Abort()
+		return nil, fmt.Errorf("write %s: %w", key, err)
+	}
+	if err := fw.Close(); err != nil {
+		return nil, err
+	}
+	stats, err := fileStats(pw.File().Metadata(), w.stats)
+	if err != nil {
+		return nil, fmt.Errorf("write %s: %w", key, err)
+	}
+	return &delta.Add{
+		Path: delta.EscapePath(rel), PartitionValues: pv, Size: cw.n, ModificationTime: now,
+		DataChange: true, Stats: stats,
+	}, nil
+}
+
+func (w *Writer[T]) writeRows(pw *parquet.GenericWriter[T], rows []T, idx []int32) error {
+	if idx == nil {
+		_, err := pw.Write(rows)
+		return err
+	}
+	if w.chunk == nil {
+		w.chunk = make([]T, chunkRows)
+	}
+	defer clear(w.chunk) // do not keep the caller's memory alive
+	for len(idx) > 0 {
+		n := min(len(idx), chunkRows)
+		for i, j := range idx[:n] {
+			w.chunk[i] = w.rows[j]
+		}
+		if _, err := pw.Write(w.chunk[:n]); err != nil {
+			return err
+		}
+		idx = idx[n:]
+	}
+	return nil
+}
+
+// fileStats computes a data file's Delta statistics from its Parquet footer: numRecords, and per
+// top-level column the null count and, where meaningful, min and max ("Per-file Statistics").
+func fileStats(md *format.FileMetaData, cols []statColumn) (string, error) {
+	s := delta.Stats{NumRecords: md.NumRows, MinValues: map[string]any{}, MaxValues: map[string]any{}, NullCount: map[string]int64{}}
+	type bound struct {
+		min, max []byte
+		ok       bool // false once a row group lacked bounds
+	}
+	bounds := make([]bound, len(cols))
+	for i := range bounds {
+		bounds[i].ok = true
+	}
+	index := make(map[string]int, len(cols))
+	for i, c := range cols {
+		index[c.name] = i
+	}
+	for _, rg := range md.RowGroups {
+		for _, cc := range rg.Columns {
+			path := cc.MetaData.PathInSchema
+			if len(path) != 1 {
+				continue // nested (flags): no statistics
+			}
+			i, ok := index[path[0]]
+			if !ok || cols[i].kind == statNone {
+				continue
+			}
+			st := cc.MetaData.Statistics
+			s.NullCount[cols[i].name] += st.NullCount
+			b := &bounds[i]
+			nonNull := cc.MetaData.NumValues - st.NullCount
+			if nonNull == 0 {
+				continue // all null in this group: no bounds to merge
+			}
+			if st.MinValue == nil || st.MaxValue == nil {
+				b.ok = false
+				continue
+			}
+			if b.min == nil || less(cols[i].kind, st.MinValue, b.min) {
+				b.min = st.MinValue
+			}
+			if b.max == nil || less(cols[i].kind, b.max, st.MaxValue) {
+				b.max = st.MaxValue
+			}
+		}
+	}
+	for i, c := range cols {
+		b := bounds[i]
+		if !b.ok || b.min == nil || c.kind == statNulls {
+			continue
+		}
+		lo, hi, ok := statValues(c.kind, b.min, b.max)
+		if !ok {
+			continue
+		}
+		s.MinValues[c.name] = lo
+		if hi != nil {
+			s.MaxValues[c.name] = hi
+		}
+	}
+	return s.JSON()
+}
+
+// less orders two plain-encoded statistics values of a column kind.
+func less(k statKind, a, b []byte) bool {
+	switch k {
+	case statInt64, statTimestamp:
+		if len(a) == 8 && len(b) == 8 {
+			return int64(binary.LittleEndian.Uint64(a)) < int64(binary.LittleEndian.Uint64(b))
+		}
+	case statInt32:
+		if len(a) == 4 && len(b) == 4 {
+			return int32(binary.LittleEndian.Uint32(a)) < int32(binary.LittleEndian.Uint32(b))
+		}
+	case statDouble:
+		if len(a) == 8 && len(b) == 8 {
+			return math.Float64frombits(binary.LittleEndian.Uint64(a)) < math.Float64frombits(binary.LittleEndian.Uint64(b))
+		}
+	}
+	return bytes.Compare(a, b) < 0
+}
+
+// statValues turns a column's bounds into JSON values; ok is false when they cannot be written
+// (NaN or infinite doubles, invalid UTF-8); hi is nil when only the minimum can be given (a string
+// longer than the statistics prefix).
+func statValues(k statKind, lo, hi []byte) (any, any, bool) {
+	switch k {
+	case statInt64:
+		return int64(binary.LittleEndian.Uint64(lo)), int64(binary.LittleEndian.Uint64(hi)), len(lo) == 8 && len(hi) == 8
+	case statInt32:
+		return int32(binary.LittleEndian.Uint32(lo)), int32(binary.LittleEndian.Uint32(hi)), len(lo) == 4 && len(hi) == 4
+	case statTimestamp:
+		if len(lo) != 8 || len(hi) != 8 {
+			return nil, nil, false
+		}
+		return delta.StatsTimestamp(int64(binary.LittleEndian.Uint64(lo))), delta.StatsTimestamp(int64(binary.LittleEndian.Uint64(hi))), true
+	case statDouble:
+		if len(lo) != 8 || len(hi) != 8 {
+			return nil, nil, false
+		}
+		a, b := math.Float64frombits(binary.LittleEndian.Uint64(lo)), math.Float64frombits(binary.LittleEndian.Uint64(hi))
+		if math.IsNaN(a) || math.IsNaN(b) || math.IsInf(a, 0) || math.IsInf(b, 0) {
+			return nil, nil, false
+		}
+		return a, b, true
+	case statString:
+		if !utf8.Valid(lo) || !utf8.Valid(hi) {
+			return nil, nil, false
+		}
+		var max any
+		if utf8.RuneCount(hi) <= delta.StringStatsPrefix {
+			max = string(hi)
+		}
+		return truncateRunes(lo, delta.StringStatsPrefix), max, true
+	}
+	return nil, nil, false
+}
+
+func truncateRunes(b []byte, n int) string {
+	for i := range string(b) {
+		if n == 0 {
+			return string(b[:i])
+		}
+		n--
+	}
+	return string(b)
+}
+
+var _ io.Writer = (*countingWriter)(nil)
