@@ -78,6 +78,11 @@ func StartMosquitto(t testing.TB, extra ...string) *Mosquitto {
 		"log_dest stderr",
 		"log_type error",
 	}, extra...)
+	if os.Geteuid() == 0 {
+		// As root, Mosquitto drops to user "mosquitto", which cannot write the test's persistence directory:
+		// persistent sessions would then not survive Restart.
+		lines = append(lines, "user root")
+	}
 	if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
