@@ -1,0 +1,346 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/sluice-project/sluice/internal/broker"
+	"github.com/sluice-project/sluice/internal/httpapi"
+	"github.com/sluice-project/sluice/internal/lake"
+	"github.com/sluice-project/sluice/internal/log/wal"
+	"github.com/sluice-project/sluice/internal/pipeline"
+	"github.com/sluice-project/sluice/internal/sensor"
+	"github.com/sluice-project/sluice/internal/simulate"
+	"github.com/sluice-project/sluice/internal/source/mqtt"
+)
+
+// ReadyMessage is the log line sluice writes once it takes messages; it carries the listening
+// addresses (mqtt, http) so scripts and tests that start sluice on port 0 can find them.
+const ReadyMessage = "sluice ready"
+
+// ShutdownTimeout bounds how long stages may take to read the log to its end and commit on shutdown;
+// past it they commit what they processed and the rest is replayed at the next start.
+const ShutdownTimeout = 30 * time.Second
+
+// Options are run-time choices that are not configuration.
+type Options struct {
+	// Simulate also runs the simulator against the ingest path.
+	Simulate bool
+}
+
+// App is one running sluice.
+type App struct {
+	cfg    Config
+	opts   Options
+	logger *slog.Logger
+	reg    *prometheus.Registry
+
+	ready    chan struct{}
+	mqttAddr net.Addr
+	httpAddr net.Addr
+}
+
+// New returns an app for cfg (already loaded and validated).
+func New(cfg Config, opts Options, logger *slog.Logger) *App {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return &App{cfg: cfg, opts: opts, logger: logger, reg: reg, ready: make(chan struct{})}
+}
+
+// Ready is closed once sluice takes messages.
+func (a *App) Ready() <-chan struct{} { return a.ready }
+
+// MQTTAddr is the embedded broker's TCP address (nil with an external broker). Valid after Ready.
+func (a *App) MQTTAddr() net.Addr { return a.mqttAddr }
+
+// HTTPAddr is the HTTP listener's address (nil when disabled). Valid after Ready.
+func (a *App) HTTPAddr() net.Addr { return a.httpAddr }
+
+// Registry returns the metrics registry.
+func (a *App) Registry() *prometheus.Registry { return a.reg }
+
+// Run starts everything, serves until ctx is done, then shuts down in order and returns nil when the
+// shutdown was clean.
+func (a *App) Run(ctx context.Context) (err error) {
+	cfg := a.cfg
+	if err := cfg.Resolve(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
+	var closers []func() error // run in reverse on the way out
+	defer func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			if cerr := closers[i](); cerr != nil && err == nil {
+				err = cerr
+			}
+		}
+	}()
+
+	lk, err := lake.Open(ctx, cfg.Lake.URL, lake.WithLogger(a.logger.With("component", "lake")), lake.WithRegisterer(a.reg))
+	if err != nil {
+		return err
+	}
+	closers = append(closers, lk.Close)
+
+	log, err := wal.Open(cfg.WAL, a.logger.With("component", "wal"), a.reg)
+	if err != nil {
+		return err
+	}
+	closers = append(closers, log.Close)
+
+	reg, raw, err := sensor.Load(cfg.Sensors)
+	if err != nil {
+		return fmt.Errorf("sensors: %w", err)
+	}
+	registryOrigin := cfg.Sensors.File
+	if a.opts.Simulate && cfg.Sensors.File == "" && len(cfg.Sensors.Sensors) == 0 && cfg.Simulate.Sensors == "" {
+		// The simulator publishes its built-in fleet: let the registry know those sensors.
+		reg, raw = sensor.Builtin()
+		registryOrigin = "builtin"
+	}
+	archive, err := newRegistryArchive(ctx, lk, cfg.Lake)
+	if err != nil {
+		return err
+	}
+	if err := archive.store(ctx, reg, raw, registryOrigin); err != nil {
+		return err
+	}
+
+	archiver, err := pipeline.NewArchiver(ctx, lk, cfg.Lake)
+	if err != nil {
+		return err
+	}
+	decoder, err := pipeline.NewDecoder(ctx, lk, cfg.Lake, cfg.Decode, reg, cfg.Dedup, a.reg)
+	if err != nil {
+		return err
+	}
+	var runners []*pipeline.Runner
+	for _, st := range []struct {
+		name  string
+		stage pipeline.Stage
+	}{{pipeline.ArchiverName, archiver}, {pipeline.DecoderName, decoder}} {
+		r, err := pipeline.NewRunner(st.name, log, st.stage, a.logger, a.reg)
+		if err != nil {
+			return err
+		}
+		runners = append(runners, r)
+	}
+
+	// Stages run on their own context: on shutdown they drain after ingest stopped, and are cut off
+	// only if draining outlasts ShutdownTimeout.
+	stageCtx, stopStages := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopStages()
+	var stages sync.WaitGroup
+	stageErr := make(chan error, len(runners))
+	for _, r := range runners {
+		stages.Go(func() {
+			if err := r.Run(stageCtx); err != nil && !errors.Is(err, context.Canceled) {
+				stageErr <- err
+			}
+		})
+	}
+	stopStagesInOrder := func() {
+		for _, r := range runners {
+			r.Drain()
+		}
+		done := make(chan struct{})
+		go func() { stages.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(ShutdownTimeout):
+			a.logger.Warn("stages did not drain in time; committing what they processed", "timeout", ShutdownTimeout)
+			stopStages()
+			<-done
+		}
+	}
+
+	// Ingest.
+	ingestCtx, stopIngest := context.WithCancel(ctx)
+	defer stopIngest()
+	var ingest sync.WaitGroup
+	ingestErr := make(chan error, 1)
+	var stopIngestInOrder func()
+	var ingestReady func() error
+	if cfg.MQTT.Broker == "" {
+		b, err := broker.New(cfg.Broker, log, a.logger.With("component", "broker"), a.reg)
+		if err != nil {
+			stopStagesInOrder()
+			return err
+		}
+		if err := b.Start(); err != nil {
+			stopStagesInOrder()
+			return err
+		}
+		a.mqttAddr = b.Addr()
+		ingestReady = b.Ready
+		stopIngestInOrder = func() {
+			if err := b.Close(); err != nil {
+				a.logger.Warn("embedded broker close", "err", err)
+			}
+		}
+	} else {
+		src, err := mqtt.New(cfg.MQTT, log, a.logger.With("component", "mqtt"), a.reg)
+		if err != nil {
+			stopStagesInOrder()
+			return err
+		}
+		ingestReady = src.Ready
+		ingest.Go(func() {
+			if err := src.Run(ingestCtx); err != nil && !errors.Is(err, context.Canceled) {
+				ingestErr <- err
+			}
+		})
+		stopIngestInOrder = func() { stopIngest(); ingest.Wait() }
+	}
+
+	// HTTP.
+	var hs *httpapi.Server
+	if cfg.HTTP.Listen != "" {
+		hs = httpapi.New(cfg.HTTP, a.reg, a.logger.With("component", "http"))
+		hs.AddCheck("ingest", func(context.Context) error { return ingestReady() })
+		if err := hs.Start(); err != nil {
+			stopIngestInOrder()
+			stopStagesInOrder()
+			return err
+		}
+		a.httpAddr = hs.Addr()
+		closers = append(closers, func() error {
+			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return hs.Close(cctx)
+		})
+	}
+
+	// The registry reloader and the simulator.
+	var extras sync.WaitGroup
+	extrasCtx, stopExtras := context.WithCancel(ctx)
+	defer stopExtras()
+	if cfg.Sensors.File != "" && cfg.Sensors.ReloadInterval > 0 {
+		extras.Go(func() { a.reloadSensors(extrasCtx, cfg.Sensors, archive, decoder, reg.Digest()) })
+	}
+	if a.opts.Simulate {
+		sc := cfg.Simulate
+		if a.mqttAddr != nil {
+			sc.Broker = "mqtt://" + a.mqttAddr.String()
+		} else {
+			sc.Broker = cfg.MQTT.Broker
+		}
+		if sc.Sensors == "" {
+			sc.Sensors = cfg.Sensors.File
+		}
+		extras.Go(func() {
+			stats, err := simulate.Run(extrasCtx, sc, a.logger.With("component", "simulate"))
+			if err != nil && !errors.Is(err, context.Canceled) {
+				a.logger.Error("simulator stopped", "err", err)
+				return
+			}
+			a.logger.Info("simulator finished", "published", stats.Published, "rate", fmt.Sprintf("%.0f msg/s", stats.Rate()))
+		})
+	}
+
+	attrs := []any{"data_dir", cfg.DataDir, "lake", cfg.Lake.URL}
+	if a.mqttAddr != nil {
+		attrs = append(attrs, "mqtt", a.mqttAddr.String())
+	} else {
+		attrs = append(attrs, "mqtt_broker", cfg.MQTT.Broker)
+	}
+	if a.httpAddr != nil {
+		attrs = append(attrs, "http", a.httpAddr.String())
+	}
+	a.logger.Info(ReadyMessage, attrs...)
+	close(a.ready)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		a.logger.Info("shutting down: stopping ingest, then committing what the log holds")
+	case runErr = <-stageErr:
+		a.logger.Error("a stage failed; shutting down", "err", runErr)
+	case runErr = <-ingestErr:
+		a.logger.Error("ingest failed; shutting down", "err", runErr)
+	}
+	stopExtras()
+	extras.Wait()
+	stopIngestInOrder()
+	stopStagesInOrder()
+	select {
+	case err := <-stageErr:
+		if runErr == nil {
+			runErr = err
+		}
+	default:
+	}
+	if runErr == nil {
+		a.logger.Info("stopped cleanly")
+	}
+	return runErr
+}
+
+// reloadSensors polls the registry file and, when its content changes, archives the new version and
+// hands it to the decoder.
+func (a *App) reloadSensors(ctx context.Context, cfg sensor.Config, archive *registryArchive, dec *pipeline.Decoder, digest string) {
+	t := time.NewTicker(cfg.ReloadInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		reg, raw, err := sensor.Load(cfg)
+		if err != nil {
+			a.logger.Warn("sensor registry reload failed; keeping the current one", "file", cfg.File, "err", err)
+			continue
+		}
+		if reg.Digest() == digest {
+			continue
+		}
+		if err := archive.store(ctx, reg, raw, cfg.File); err != nil {
+			a.logger.Warn("archiving the new sensor registry failed; will retry", "err", err)
+			continue
+		}
+		dec.SetRegistry(reg)
+		digest = reg.Digest()
+		a.logger.Info("sensor registry reloaded", "file", cfg.File, "sensors", reg.Len(), "digest", digest[:12])
+	}
+}
+
+// registryArchive writes each distinct registry version to the sensors/ table once: the Delta appId
+// names the digest, so a version already archived is recognised from the log alone.
+type registryArchive struct {
+	w *lake.Writer[lake.SensorsRow]
+}
+
+func newRegistryArchive(ctx context.Context, lk *lake.Lake, cfg lake.Config) (*registryArchive, error) {
+	w, err := lake.NewWriter(ctx, lk, lake.SensorsSpec(), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("sensors archive: %w", err)
+	}
+	return &registryArchive{w: w}, nil
+}
+
+func (r *registryArchive) store(ctx context.Context, reg *sensor.Registry, raw []byte, origin string) error {
+	app := "registry-" + reg.Digest()
+	if _, ok, err := r.w.TxnVersion(ctx, app); err != nil || ok {
+		return err
+	}
+	if origin == "" {
+		origin = "config"
+	}
+	r.w.Add(lake.SensorsRow{Digest: reg.Digest(), LoadedAt: time.Now().UnixMicro(), Origin: origin, SensorCount: int32(reg.Len()), Raw: raw})
+	if _, err := r.w.Commit(ctx, app, 0); err != nil {
+		return fmt.Errorf("archive sensor registry %s: %w", reg.Digest()[:12], err)
+	}
+	return nil
+}

@@ -1,0 +1,95 @@
+package app
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/sluice-project/sluice/internal/broker"
+	"github.com/sluice-project/sluice/internal/config"
+	"github.com/sluice-project/sluice/internal/decode"
+	"github.com/sluice-project/sluice/internal/httpapi"
+	"github.com/sluice-project/sluice/internal/lake"
+	"github.com/sluice-project/sluice/internal/log/wal"
+	"github.com/sluice-project/sluice/internal/pipeline"
+	"github.com/sluice-project/sluice/internal/sensor"
+	"github.com/sluice-project/sluice/internal/simulate"
+	"github.com/sluice-project/sluice/internal/source/mqtt"
+)
+
+// Config is sluice's whole configuration: one section per component.
+type Config struct {
+	DataDir  string               `yaml:"data_dir" doc:"Directory for the local log and, unless lake.url says otherwise, the lake (./sluice-data: wal/ and lake/ inside)."`
+	Logging  LoggingConfig        `yaml:"logging"`
+	MQTT     mqtt.Config          `yaml:"mqtt" doc:"External MQTT broker to subscribe to. When mqtt.broker is empty, sluice runs its embedded broker (section broker) instead."`
+	Broker   broker.Config        `yaml:"broker" doc:"The embedded MQTT broker, used when mqtt.broker is empty."`
+	WAL      wal.Config           `yaml:"wal" doc:"The durable local log every message is appended to before it is acknowledged."`
+	Lake     lake.Config          `yaml:"lake" doc:"The data lake: raw/, readings/, quarantine/, sensors/ as Delta Lake tables of Parquet files."`
+	Sensors  sensor.Config        `yaml:"sensors" doc:"The sensor registry: ranges, units and expected intervals. Unknown sensors are kept and flagged."`
+	Decode   decode.Config        `yaml:"decode" doc:"How payloads become readings. The four common shapes decode with no configuration."`
+	Dedup    pipeline.DedupConfig `yaml:"dedup" doc:"Duplicate removal on (sensor_id, metric, ts) before readings/ is written."`
+	HTTP     httpapi.Config       `yaml:"http" doc:"HTTP listener: /healthz, /readyz, /metrics."`
+	Simulate simulate.Config      `yaml:"simulate" doc:"The sensor simulator (sluice simulate, and sluice run --simulate)."`
+}
+
+// LoggingConfig sets sluice's own log output.
+type LoggingConfig struct {
+	Level  string `yaml:"level" doc:"debug, info, warn or error."`
+	Format string `yaml:"format" doc:"text or json."`
+}
+
+// Validate implements config.Validator.
+func (c LoggingConfig) Validate() config.Errors {
+	var es config.Errors
+	switch strings.ToLower(c.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		es.Add("level", fmt.Sprintf("%q is not a level", c.Level), "use debug, info, warn or error")
+	}
+	es.Check(c.Format == "text" || c.Format == "json", "format", fmt.Sprintf("%q is not a format", c.Format), "use text or json")
+	return es
+}
+
+// DefaultConfig returns every component's defaults: the embedded broker on 127.0.0.1:1883, the lake
+// and log under ./sluice-data, HTTP on 127.0.0.1:8080.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:  "./sluice-data",
+		Logging:  LoggingConfig{Level: "info", Format: "text"},
+		MQTT:     mqtt.DefaultConfig(),
+		Broker:   broker.DefaultConfig(),
+		WAL:      wal.DefaultConfig(),
+		Lake:     lake.DefaultConfig(),
+		Sensors:  sensor.DefaultConfig(),
+		Decode:   decode.DefaultConfig(),
+		Dedup:    pipeline.DefaultDedupConfig(),
+		HTTP:     httpapi.DefaultConfig(),
+		Simulate: simulate.DefaultConfig(),
+	}
+}
+
+// Validate implements config.Validator for rules that span components.
+func (c *Config) Validate() config.Errors {
+	var es config.Errors
+	es.Check(c.DataDir != "", "data_dir", "is empty", "set a directory, e.g. ./sluice-data")
+	es.Check(c.MQTT.Broker != "" || c.Broker.Listen != "" || c.Broker.WebsocketListen != "" || c.Broker.TLS.Listen != "",
+		"broker.listen", "no way in for messages: mqtt.broker is empty and the embedded broker has no listener",
+		"set mqtt.broker to an external broker URL, or broker.listen to an address such as 127.0.0.1:1883")
+	return es
+}
+
+// Resolve fills settings derived from others: the WAL directory and lake URL under data_dir.
+func (c *Config) Resolve() error {
+	abs, err := filepath.Abs(c.DataDir)
+	if err != nil {
+		return fmt.Errorf("data_dir %q: %w", c.DataDir, err)
+	}
+	c.DataDir = abs
+	if c.WAL.Dir == "" {
+		c.WAL.Dir = filepath.Join(abs, "wal")
+	}
+	if c.Lake.URL == "" {
+		c.Lake.URL = "file://" + filepath.ToSlash(filepath.Join(abs, "lake"))
+	}
+	return nil
+}

@@ -1,0 +1,232 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-project/sluice/internal/decode"
+	"github.com/sluice-project/sluice/internal/envelope"
+	"github.com/sluice-project/sluice/internal/lake"
+	slog2 "github.com/sluice-project/sluice/internal/log"
+	"github.com/sluice-project/sluice/internal/sensor"
+)
+
+// DecoderName is the decoder's consumer group and the prefix of its Delta appIds.
+const DecoderName = "decoder"
+
+// ReasonBadEnvelope is the quarantine reason for a log record that is not a valid envelope.
+const ReasonBadEnvelope = "bad_envelope"
+
+// Decoder is the stage that decodes payloads into readings/ and sends what cannot be decoded to
+// quarantine/ with its reason.
+//
+// readings/ is its primary table: the stage resumes after the offset readings/ last committed.
+// quarantine/ commits first, and only when it holds rows; its own txn version filters what a replay
+// would add twice. So a crash between the two commits neither loses nor repeats a row.
+type Decoder struct {
+	lake       *lake.Lake
+	readings   *lake.Writer[lake.ReadingRow]
+	quarantine *lake.Writer[lake.QuarantineRow]
+	dec        *decode.Decoder
+	dedup      *Dedup
+	policy     FlushPolicy
+	m          *decoderMetrics
+
+	readingsTxn   map[int32]int64 // last offset committed to readings/, per partition (-1: none)
+	quarantineTxn map[int32]int64 // likewise for quarantine/
+
+	warmed     bool // the dedup window holds the keys committed within it before this process started
+	pendingReg atomic.Pointer[sensor.Registry]
+	arena      arena
+	topics     interner
+	since      time.Time
+	view       envelope.View
+	buf        []decode.Reading
+}
+
+// NewDecoder opens (or creates) the readings/ and quarantine/ tables of lk.
+func NewDecoder(ctx context.Context, lk *lake.Lake, lcfg lake.Config, dcfg decode.Config, reg *sensor.Registry, dd DedupConfig, mreg prometheus.Registerer) (*Decoder, error) {
+	rw, err := lake.NewWriter(ctx, lk, lake.ReadingsSpec(), lcfg)
+	if err != nil {
+		return nil, fmt.Errorf("decoder: %w", err)
+	}
+	qw, err := lake.NewWriter(ctx, lk, lake.QuarantineSpec(), lcfg)
+	if err != nil {
+		return nil, fmt.Errorf("decoder: %w", err)
+	}
+	dec, err := decode.New(dcfg, reg)
+	if err != nil {
+		return nil, fmt.Errorf("decoder: %w", err)
+	}
+	return &Decoder{
+		lake: lk, readings: rw, quarantine: qw, dec: dec, dedup: NewDedup(dd), policy: policyOf(lcfg),
+		m:           newDecoderMetrics(mreg),
+		readingsTxn: map[int32]int64{}, quarantineTxn: map[int32]int64{},
+		topics: interner{max: 100_000},
+	}, nil
+}
+
+// SetRegistry hands the decoder a new sensor registry; it applies from the next batch of records.
+// Safe to call from any goroutine.
+func (d *Decoder) SetRegistry(reg *sensor.Registry) { d.pendingReg.Store(reg) }
+
+// Resume implements Stage.
+func (d *Decoder) Resume(ctx context.Context, p int32) (int64, error) {
+	app := appID(DecoderName, p)
+	rv, rok, err := d.readings.TxnVersion(ctx, app)
+	if err != nil {
+		return 0, err
+	}
+	qv, qok, err := d.quarantine.TxnVersion(ctx, app)
+	if err != nil {
+		return 0, err
+	}
+	if !rok {
+		rv = -1
+	}
+	if !qok {
+		qv = -1
+	}
+	d.readingsTxn[p], d.quarantineTxn[p] = rv, qv
+	if err := d.warmDedup(ctx); err != nil {
+		return 0, err
+	}
+	return rv + 1, nil
+}
+
+// dedupKeyRow is the part of a readings/ row the deduplication window needs.
+type dedupKeyRow struct {
+	SensorID string `parquet:"sensor_id"`
+	Metric   string `parquet:"metric"`
+	TS       int64  `parquet:"ts"`
+}
+
+// warmDedup fills the deduplication window with the keys of the readings committed within it, once
+// per process: a message redelivered after a crash (its PUBACK was lost, so the publisher or broker
+// sent it again) may arrive after its first copy was committed, and must still be recognised.
+func (d *Decoder) warmDedup(ctx context.Context) error {
+	if d.warmed || d.dedup.cfg.Window <= 0 {
+		return nil
+	}
+	files, err := d.lake.FilesSince(ctx, lake.ReadingsSpec().Name, time.Now().Add(-d.dedup.cfg.Window))
+	if err != nil {
+		return fmt.Errorf("decoder: warm deduplication window: %w", err)
+	}
+	for _, f := range files {
+		rows, err := lake.ReadFile[dedupKeyRow](ctx, d.lake, f)
+		if err != nil {
+			return fmt.Errorf("decoder: warm deduplication window: %w", err)
+		}
+		for _, r := range rows {
+			d.dedup.Seen(r.SensorID, r.Metric, r.TS)
+		}
+	}
+	d.warmed = true
+	return nil
+}
+
+// Process implements Stage.
+func (d *Decoder) Process(ctx context.Context, recs []slog2.Record) error {
+	if d.since.IsZero() && len(recs) > 0 {
+		d.since = time.Now()
+	}
+	d.dedup.Tick()
+	if reg := d.pendingReg.Swap(nil); reg != nil {
+		d.dec.SetRegistry(reg)
+	}
+	for _, rec := range recs {
+		rtx, qtx := d.readingsTxn[rec.Partition], d.quarantineTxn[rec.Partition]
+		if err := envelope.DecodeView(rec.Value, &d.view); err != nil {
+			if rec.Offset > qtx {
+				d.quarantine.Add(lake.QuarantineRow{
+					IngestID: rec.Offset, ReceivedAt: time.Now().UnixMicro(), Source: SourceCorrupt,
+					Payload: d.arena.copy(rec.Value), Reason: ReasonBadEnvelope, Detail: err.Error(),
+				})
+				d.m.quarantined.WithLabelValues(ReasonBadEnvelope).Inc()
+			}
+			continue
+		}
+		topic := d.topics.intern(d.view.Topic)
+		var derr error
+		d.buf, derr = d.dec.Decode(d.buf[:0], topic, d.view.Payload, d.view.ReceivedAt)
+		if derr != nil {
+			reason, detail := "undecodable", derr.Error()
+			var de *decode.Error
+			if errors.As(derr, &de) {
+				reason, detail = string(de.Reason), de.Detail
+			}
+			if rec.Offset > qtx {
+				d.quarantine.Add(lake.QuarantineRow{
+					IngestID: rec.Offset, ReceivedAt: d.view.ReceivedAt / 1000, Source: d.view.Source.String(),
+					Topic: topic, Payload: d.arena.copy(d.view.Payload), Reason: reason, Detail: detail,
+				})
+			}
+			d.m.quarantined.WithLabelValues(reason).Inc()
+			continue
+		}
+		for i := range d.buf {
+			r := &d.buf[i]
+			if d.dedup.Seen(r.SensorID, r.Metric, r.TS) {
+				d.m.duplicates.Inc()
+				continue
+			}
+			if rec.Offset <= rtx {
+				continue // already committed before the restart; seen only to warm the window
+			}
+			d.readings.Add(lake.ReadingRow{
+				SensorID: r.SensorID, Metric: r.Metric, TS: r.TS, Value: r.Value, Unit: r.Unit,
+				ReceivedAt: d.view.ReceivedAt / 1000, IngestID: rec.Offset, Flags: r.Flags.Names(),
+			})
+		}
+		d.m.readings.Add(float64(len(d.buf)))
+	}
+	return nil
+}
+
+// Due implements Stage.
+func (d *Decoder) Due(now time.Time) bool {
+	rr, rb, _ := d.readings.Buffered()
+	qr, qb, _ := d.quarantine.Buffered()
+	return d.policy.due(rr+qr, rb+qb, d.since, now)
+}
+
+// Commit implements Stage.
+func (d *Decoder) Commit(ctx context.Context, p int32, last int64) error {
+	app := appID(DecoderName, p)
+	if rows, _, _ := d.quarantine.Buffered(); rows > 0 && d.quarantineTxn[p] < last {
+		if _, err := d.quarantine.Commit(ctx, app, last); err != nil {
+			return fmt.Errorf("decoder commit quarantine up to offset %d: %w", last, err)
+		}
+		d.quarantineTxn[p] = last
+	}
+	if _, err := d.readings.Commit(ctx, app, last); err != nil {
+		return fmt.Errorf("decoder commit readings up to offset %d: %w", last, err)
+	}
+	d.readingsTxn[p] = last
+	d.arena.reset()
+	d.since = time.Time{}
+	return nil
+}
+
+type decoderMetrics struct {
+	readings    prometheus.Counter
+	duplicates  prometheus.Counter
+	quarantined *prometheus.CounterVec
+}
+
+func newDecoderMetrics(reg prometheus.Registerer) *decoderMetrics {
+	m := &decoderMetrics{
+		readings:    prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_decoder_readings_total", Help: "Readings decoded from payloads (before deduplication)."}),
+		duplicates:  prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_decoder_duplicates_total", Help: "Readings dropped as duplicates of (sensor_id, metric, ts) within the window."}),
+		quarantined: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_decoder_quarantined_total", Help: "Messages sent to quarantine/, by reason."}, []string{"reason"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.readings, m.duplicates, m.quarantined)
+	}
+	return m
+}
