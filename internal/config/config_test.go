@@ -171,6 +171,20 @@ mqtt:
 	}
 }
 
+func TestOriginOfListElement(t *testing.T) {
+	origins := map[string]string{"decode.mappings": "sluice.yaml:7", "data_dir": "env SLUICE_DATA_DIR"}
+	for key, want := range map[string]string{
+		"decode.mappings[1].topic": "sluice.yaml:7",
+		"decode.mappings[0]":       "sluice.yaml:7",
+		"data_dir":                 "env SLUICE_DATA_DIR",
+		"mqtt.broker":              "",
+	} {
+		if got := originOf(key, origins); got != want {
+			t.Errorf("originOf(%q) = %q, want %q", key, got, want)
+		}
+	}
+}
+
 func TestEnvUnknown(t *testing.T) {
 	got := EnvUnknown(defaults(), []string{"SLUICE_MQTT_BROKER=x", "SLUICE_MQTT_BROKR=y", "PATH=/bin"})
 	if len(got) != 1 || got[0] != "SLUICE_MQTT_BROKR" {

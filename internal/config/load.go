@@ -88,10 +88,26 @@ func Validate(v any, origins map[string]string) error {
 	})
 	for _, e := range errs {
 		if e.Origin == "" {
-			e.Origin = origins[e.Key]
+			e.Origin = originOf(e.Key, origins)
 		}
 	}
 	return errs.Err()
+}
+
+// originOf returns where key was set, or else where its nearest parent was (a list element's fields
+// have no origin of their own: "decode.mappings[1].topic" reports the line of "decode.mappings").
+func originOf(key string, origins map[string]string) string {
+	for key != "" {
+		if o, ok := origins[key]; ok {
+			return o
+		}
+		i := strings.LastIndexAny(key, ".[")
+		if i < 0 {
+			return ""
+		}
+		key = key[:i]
+	}
+	return ""
 }
 
 func decodeYAML(path string, data []byte, dst any, origins map[string]string) Errors {
