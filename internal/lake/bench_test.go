@@ -52,7 +52,7 @@ func (w *walk) step(payload []byte) (ReadingRow, []byte) {
 	ts := w.ts + int64(s)*(1_000_000/int64(w.sensors)) + int64(w.rng.IntN(1000))
 	recv := ts + 1000 + int64(w.rng.IntN(4000))
 	w.ingest++
-	r := ReadingRow{SensorID: w.ids[s], Metric: "temperature", TS: ts, Value: v, Unit: "C", ReceivedAt: recv, IngestID: w.ingest, Flags: FlagsOf(0)}
+	r := ReadingRow{SensorID: w.ids[s], Metric: "temperature", TS: ts, Value: v, Unit: "C", ReceivedAt: recv, IngestID: w.ingest, Flags: []string{}}
 	payload = fmt.Appendf(payload[:0], `{"sensor_id":%q,"timestamp":%q,"value":%s,"metadata":{"lat":%d,"lng":10,"unit":"C","type":"temperature","description":"Main Entrance"}}`,
 		w.ids[s], time.UnixMicro(ts).UTC().Format("2006-01-02T15:04:05.000000"), strconv.FormatFloat(v, 'f', -1, 64), s%90)
 	return r, payload

@@ -3,7 +3,6 @@ package lake
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -58,36 +57,6 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if _, err := NewWriter(context.Background(), nil, ReadingsSpec(), Config{}); err == nil {
 		t.Fatal("NewWriter accepted an invalid config")
-	}
-}
-
-func TestFlagsOf(t *testing.T) {
-	cases := []struct {
-		mask uint32
-		want []string
-	}{
-		{0, []string{}},
-		{FlagUnknownSensor, []string{"unknown_sensor"}},
-		{FlagOutOfRange | FlagUnitMismatch, []string{"out_of_range", "unit_mismatch"}},
-		{FlagTSFromReceipt | FlagUnknownSensor, []string{"unknown_sensor", "ts_from_receipt"}},
-		{FlagUnknownSensor | FlagOutOfRange | FlagUnitMismatch | FlagTSFromReceipt, []string{"unknown_sensor", "out_of_range", "unit_mismatch", "ts_from_receipt"}},
-		{1 << 31, []string{"flag_31"}},
-		{1<<7 | FlagOutOfRange, []string{"out_of_range", "flag_7"}},
-	}
-	for _, c := range cases {
-		got := FlagsOf(c.mask)
-		if !slices.Equal(got, c.want) || got == nil {
-			t.Errorf("FlagsOf(%#x) = %#v, want %q", c.mask, got, c.want)
-		}
-		if cap(got) != len(got) {
-			t.Errorf("FlagsOf(%#x) has spare capacity: an append by a caller would write into the shared set", c.mask)
-		}
-	}
-	if a, b := FlagsOf(3), FlagsOf(3); &a[0] != &b[0] {
-		t.Error("FlagsOf allocates for named flags")
-	}
-	if n := testing.AllocsPerRun(100, func() { _ = FlagsOf(FlagOutOfRange | FlagUnknownSensor) }); n != 0 {
-		t.Errorf("FlagsOf allocates %v times", n)
 	}
 }
 

@@ -27,7 +27,7 @@ func testReadings(n int) []ReadingRow {
 		}
 		rows = append(rows, ReadingRow{
 			SensorID: fmt.Sprintf("sensor-%d", 4-s), Metric: m, TS: ts, Value: float64(i) / 4,
-			Unit: unit, ReceivedAt: ts + 2500, IngestID: int64(1000 + i), Flags: FlagsOf(uint32(i % 8)),
+			Unit: unit, ReceivedAt: ts + 2500, IngestID: int64(1000 + i), Flags: flagSets[i%8],
 		})
 	}
 	return rows
@@ -370,3 +370,7 @@ func TestSchemaString(t *testing.T) {
 		})
 	}
 }
+
+// flagSets are the eight combinations of three flags, as the decoder names them.
+var flagSets = [8][]string{{}, {"unknown_sensor"}, {"out_of_range"}, {"unknown_sensor", "out_of_range"}, {"unit_mismatch"},
+	{"unknown_sensor", "unit_mismatch"}, {"out_of_range", "unit_mismatch"}, {"unknown_sensor", "out_of_range", "unit_mismatch"}}

@@ -1,9 +1,6 @@
 package lake
 
-import (
-	"math/bits"
-	"strconv"
-)
+import ()
 
 // The row types of sluice's tables. Timestamps are Unix microseconds, UTC, written as Parquet
 // TIMESTAMP(isAdjustedToUTC=true, MICROS) and declared "timestamp" in the Delta schema. The parquet
@@ -51,50 +48,4 @@ type SensorsRow struct {
 	Origin      string `parquet:"origin"`
 	SensorCount int32  `parquet:"sensor_count"`
 	Raw         []byte `parquet:"raw"`
-}
-
-// Reading flags. A reading's flags are a bit set (decode.Flags sets the bits); FlagsOf turns it into
-// the flags column. Bit i is named FlagNames[i], the same names and bits as decode.Flags.Names: keep
-// the two in step, and only ever append.
-const (
-	FlagUnknownSensor uint32 = 1 << iota // the sensor is not in the registry
-	FlagOutOfRange                       // the value is outside the sensor's range
-	FlagUnitMismatch                     // the payload's unit differs from the registry's
-	FlagTSFromReceipt                    // the payload had no timestamp: ts is the time sluice received it
-)
-
-// FlagNames are the values of the flags column, by bit.
-var FlagNames = [...]string{"unknown_sensor", "out_of_range", "unit_mismatch", "ts_from_receipt"}
-
-// flagSets holds the flags column of every combination of the named bits, so that FlagsOf does not
-// allocate per reading. Immutable after package initialisation.
-var flagSets = func() [][]string {
-	sets := make([][]string, 1<<len(FlagNames))
-	for mask := range sets {
-		sets[mask] = flagList(uint32(mask))
-	}
-	return sets
-}()
-
-func flagList(mask uint32) []string {
-	out := make([]string, 0, bits.OnesCount32(mask))
-	for mask != 0 {
-		i := bits.TrailingZeros32(mask)
-		if i < len(FlagNames) {
-			out = append(out, FlagNames[i])
-		} else {
-			out = append(out, "flag_"+strconv.Itoa(i))
-		}
-		mask &^= 1 << i
-	}
-	return out[:len(out):len(out)]
-}
-
-// FlagsOf returns the flags column for a reading's flag bits, in bit order; bits without a name come
-// out as "flag_<bit>". The slice is shared between readings with the same flags: do not modify it.
-func FlagsOf(mask uint32) []string {
-	if int(mask) < len(flagSets) {
-		return flagSets[mask]
-	}
-	return flagList(mask)
 }

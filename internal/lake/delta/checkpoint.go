@@ -316,6 +316,9 @@ func (t *Table) loadListedCheckpoint(ctx context.Context) error {
 		case LogCheckpoint:
 			newest = max(newest, v)
 		case LogCommit:
+			if v == 0 {
+				return nil // version 0 appeared since the Get above: another writer created the table
+			}
 			commits++
 		}
 	}
