@@ -458,3 +458,29 @@ func TestConfigCommand(t *testing.T) {
 		t.Fatalf("sluice config validate on the printed defaults: %v\n%s", err, out)
 	}
 }
+
+// TestRunSimulate runs the README's first command, `sluice run --simulate`, for a few seconds: the
+// built-in fleet's readings land in readings/, known to the registry (no unknown_sensor flag).
+func TestRunSimulate(t *testing.T) {
+	dir := t.TempDir()
+	p := start(t, dir, []string{"SLUICE_LAKE_FLUSH_INTERVAL=250ms", "SLUICE_SIMULATE_INTERVAL=100ms"}, "--simulate")
+	testkit.Eventually(t, 30*time.Second, func() bool { return metric(t, p.HTTP, `sluice_stage_records_total{stage="decoder"}`) >= 50 },
+		"the simulator's messages did not reach the decoder:\n%s", p.Logs())
+	p.stop(t, 30*time.Second)
+	lake := filepath.Join(dir, "lake")
+	db := duck(t)
+	readings := tableSQL(t, lake, "readings")
+	if readings == "" {
+		t.Fatalf("no readings committed:\n%s", p.Logs())
+	}
+	var n, sensors, flagged int64
+	if err := db.QueryRow("SELECT count(*), count(DISTINCT sensor_id), count(*) FILTER (WHERE len(flags) > 0) FROM "+readings).Scan(&n, &sensors, &flagged); err != nil {
+		t.Fatal(err)
+	}
+	if n < 50 || sensors != 5 || flagged != 0 {
+		t.Fatalf("readings: %d rows from %d sensors, %d flagged; want ≥ 50 from the 5 built-in sensors, none flagged", n, sensors, flagged)
+	}
+	if got := queryInt(t, db, "SELECT count(*) FROM "+tableSQL(t, lake, "sensors")+" WHERE origin = 'builtin' AND sensor_count = 5"); got != 1 {
+		t.Fatalf("sensors/ holds %d versions of the built-in registry, want 1", got)
+	}
+}

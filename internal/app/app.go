@@ -165,6 +165,14 @@ func (a *App) Run(ctx context.Context) (err error) {
 		}
 	}
 
+	if a.opts.Simulate {
+		// The demo must start wherever it runs: a default port someone else holds (often Mosquitto on
+		// 1883) moves to a free one, and the simulator is pointed at it. Without --simulate a taken
+		// port stops sluice with the fix, as sluice must not pretend to be the broker publishers expect.
+		cfg.Broker.Listen = a.freeIfTaken(cfg.Broker.Listen, broker.DefaultConfig().Listen, "embedded MQTT broker")
+		cfg.HTTP.Listen = a.freeIfTaken(cfg.HTTP.Listen, httpapi.DefaultConfig().Listen, "HTTP")
+	}
+
 	// Ingest.
 	ingestCtx, stopIngest := context.WithCancel(ctx)
 	defer stopIngest()
@@ -285,6 +293,23 @@ func (a *App) Run(ctx context.Context) (err error) {
 		a.logger.Info("stopped cleanly")
 	}
 	return runErr
+}
+
+// freeIfTaken returns addr, or a free port on the same host when addr is the default and another
+// process holds it.
+func (a *App) freeIfTaken(addr, def, what string) string {
+	if addr != def {
+		return addr
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err == nil {
+		ln.Close()
+		return addr
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	moved := net.JoinHostPort(host, "0")
+	a.logger.Warn("default address taken by another process; --simulate uses a free port instead", "listener", what, "taken", addr, "err", err)
+	return moved
 }
 
 // reloadSensors polls the registry file and, when its content changes, archives the new version and
