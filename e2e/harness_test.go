@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -92,7 +93,12 @@ func start(t testing.TB, dir string, env []string, args ...string) *proc {
 		p.err = p.cmd.Wait()
 		close(p.exited)
 	}()
-	t.Cleanup(func() { p.kill() })
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			p.saveLogs(t)
+		}
+	})
 	select {
 	case m := <-ready:
 		p.MQTT, _ = m["mqtt"].(string)
@@ -110,6 +116,33 @@ func (p *proc) Logs() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.logs.String()
+}
+
+// waitReady waits until /readyz says sluice takes messages: with an external broker, until its
+// subscription exists (the broker drops what is published to a topic nobody has subscribed to yet).
+func (p *proc) waitReady(t testing.TB) {
+	t.Helper()
+	testkit.Eventually(t, 30*time.Second, func() bool {
+		resp, err := http.Get("http://" + p.HTTP + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, "sluice not ready:\n%s", p.Logs())
+}
+
+// saveLogs writes what this sluice logged to a file for the failed test's reader (every process of
+// a crash test, not only the last).
+func (p *proc) saveLogs(t testing.TB) {
+	f, err := os.CreateTemp("", "sluice-e2e-*.log")
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	fmt.Fprintf(f, "# %s: sluice %v\n", t.Name(), p.cmd.Args)
+	f.WriteString(p.Logs())
+	t.Logf("logs of sluice pid %d: %s", p.cmd.Process.Pid, f.Name())
 }
 
 // kill SIGKILLs sluice and waits for it.

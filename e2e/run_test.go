@@ -241,6 +241,7 @@ func crashTest(t *testing.T, externalBroker string, kills int) {
 		args = append(args, "--broker", externalBroker)
 	}
 	p := start(t, dir, env, args...)
+	p.waitReady(t) // sluice's persistent session exists from here on: nothing published later is dropped
 
 	const publishers, per = 4, 1500
 	const n = publishers * per
@@ -256,6 +257,11 @@ func crashTest(t *testing.T, externalBroker string, kills int) {
 		wg.Go(func() {
 			deadline := time.Now().Add(3 * time.Minute)
 			for i := 0; i < per; i++ {
+				if externalBroker != "" {
+					// The broker, not sluice, acknowledges the publishers: pace them so the stream
+					// outlasts the kills.
+					time.Sleep(2 * time.Millisecond)
+				}
 				seq := w*per + i
 				payload := fmt.Sprintf(`{"sensor_id":"s-%d","timestamp":%q,"value":%d}`, w, base.Add(time.Duration(i)*time.Millisecond).Format("2006-01-02T15:04:05.000000"), seq)
 				if err := pub.publish("sensors", []byte(payload), deadline); err != nil {
@@ -313,6 +319,10 @@ func crashTest(t *testing.T, externalBroker string, kills int) {
 	rawAll := queryInt(t, db, "SELECT count(*) FROM "+raw)
 	rawDistinct := queryInt(t, db, "SELECT count(DISTINCT payload) FROM "+raw)
 	t.Logf("kills=%d sent=%d readings=%d distinct=%d raw=%d raw_distinct=%d", killed, n, total, distinct, rawAll, rawDistinct)
+	if keep := os.Getenv("SLUICE_E2E_KEEP"); keep != "" && (distinct != n || total != n) {
+		_ = exec.Command("cp", "-a", dir, keep).Run()
+		t.Logf("data directory copied to %s", keep)
+	}
 	if distinct != n || values != n {
 		t.Fatalf("readings/ holds %d distinct readings (%d distinct values), want exactly %d: lost %d", distinct, values, n, n-distinct)
 	}
@@ -344,14 +354,7 @@ func TestExternalMosquittoDefaultPort(t *testing.T) {
 	const n = 200
 	// sluice subscribes asynchronously after ready: retained-free QoS 1 messages published before the
 	// subscription exists would be dropped by the broker, so wait for the subscription to show in metrics.
-	testkit.Eventually(t, 20*time.Second, func() bool {
-		resp, err := http.Get("http://" + p.HTTP + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	}, "sluice not ready:\n%s", p.Logs())
+	p.waitReady(t)
 	for i := 0; i < n; i++ {
 		payload := fmt.Sprintf(`{"sensor_id":"ext-%d","timestamp":"2026-11-24T12:%02d:%02d","value":%d}`, i%4, i/60, i%60, i)
 		if err := pub.publish(fmt.Sprintf("%s/sensor/%d", prefix, i%4), []byte(payload), deadline); err != nil {
