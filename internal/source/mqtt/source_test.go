@@ -168,6 +168,12 @@ func TestAppendFailure(t *testing.T) {
 	for _, b := range brokers {
 		for _, proto := range protocols {
 			t.Run(b.name+"/v"+proto, func(t *testing.T) {
+				if b.name == "mochi" {
+					// About one run in thirty, mochi v2.7.9 never redelivers the messages of a session
+					// whose client disconnected while they were in flight, whatever the reconnect delay;
+					// Mosquitto, the external broker this path serves, redelivers every time (-count=30).
+					t.Skip("mochi v2.7.9 sometimes loses a reconnecting session's in-flight messages; Mosquitto covers this")
+				}
 				url := b.start(t)
 				cfg := testConfig(url, "sluice-fail", proto)
 				first := startSource(t, cfg, memlog.New()) // creates the session and its subscription
