@@ -45,7 +45,7 @@ func root() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	cmd.AddCommand(runCmd(), simulateCmd(), configCmd(), versionCmd())
+	cmd.AddCommand(runCmd(), simulateCmd(), configCmd(), versionCmd(), queryCmd())
 	return cmd
 }
 

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +21,9 @@ import (
 	"github.com/sluice-project/sluice/internal/lake"
 	"github.com/sluice-project/sluice/internal/log/wal"
 	"github.com/sluice-project/sluice/internal/pipeline"
+	"github.com/sluice-project/sluice/internal/query"
+	"github.com/sluice-project/sluice/internal/query/httpsql"
+	"github.com/sluice-project/sluice/internal/query/pgwire"
 	"github.com/sluice-project/sluice/internal/sensor"
 	"github.com/sluice-project/sluice/internal/simulate"
 	"github.com/sluice-project/sluice/internal/source/mqtt"
@@ -125,6 +131,35 @@ func (a *App) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	// SQL: the engine opens in the background (it reads every Delta log) while sluice takes
+	// messages; the decoder feeds its hot rows through sqlHot meanwhile.
+	sqlWanted := a.queryWanted(cfg)
+	var sqlHot *query.Deferred
+	var sqlEngine atomic.Pointer[query.Engine]
+	var sqlOpen sync.WaitGroup
+	var pgs *pgwire.Server
+	sqlCtx, stopSQL := context.WithCancel(ctx)
+	defer stopSQL()
+	if sqlWanted {
+		sqlHot = query.NewDeferred()
+		decoder.SetHot(sqlHot)
+		closers = append(closers, func() error { // after HTTP, which closes first
+			stopSQL()
+			sqlOpen.Wait()
+			var err error
+			if pgs != nil {
+				cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				err = pgs.Close(cctx)
+				cancel()
+			}
+			if e := sqlEngine.Load(); e != nil {
+				if cerr := e.Close(); err == nil {
+					err = cerr
+				}
+			}
+			return err
+		})
+	}
 	var runners []*pipeline.Runner
 	for _, st := range []struct {
 		name  string
@@ -171,6 +206,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 		// port stops sluice with the fix, as sluice must not pretend to be the broker publishers expect.
 		cfg.Broker.Listen = a.freeIfTaken(cfg.Broker.Listen, broker.DefaultConfig().Listen, "embedded MQTT broker")
 		cfg.HTTP.Listen = a.freeIfTaken(cfg.HTTP.Listen, httpapi.DefaultConfig().Listen, "HTTP")
+		if sqlWanted {
+			cfg.Query.PGWire.Listen = a.freeIfTaken(cfg.Query.PGWire.Listen, query.DefaultConfig().PGWire.Listen, "PostgreSQL protocol")
+		}
 	}
 
 	// Ingest.
@@ -217,6 +255,26 @@ func (a *App) Run(ctx context.Context) (err error) {
 	if cfg.HTTP.Listen != "" {
 		hs = httpapi.New(cfg.HTTP, a.reg, a.logger.With("component", "http"))
 		hs.AddCheck("ingest", func(context.Context) error { return ingestReady() })
+		if sqlWanted {
+			hs.AddCheck("query", func(ctx context.Context) error {
+				if e := sqlEngine.Load(); e != nil {
+					return e.Ready(ctx)
+				}
+				return nil // still opening: ingest does not wait for it
+			})
+			qlog := a.logger.With("component", "query")
+			hs.Handle("POST "+httpsql.Path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				e := sqlEngine.Load()
+				if e == nil {
+					w.Header().Set("Content-Type", "application/json")
+					w.Header().Set("Retry-After", "1")
+					w.WriteHeader(http.StatusServiceUnavailable)
+					fmt.Fprintln(w, `{"error":{"kind":"unavailable","message":"the SQL engine is still opening the lake; try again in a moment"}}`)
+					return
+				}
+				httpsql.Handler(e, qlog).ServeHTTP(w, r)
+			}))
+		}
 		if err := hs.Start(); err != nil {
 			stopIngestInOrder()
 			stopStagesInOrder()
@@ -227,6 +285,34 @@ func (a *App) Run(ctx context.Context) (err error) {
 			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			return hs.Close(cctx)
+		})
+	}
+
+	if sqlWanted {
+		sqlOpen.Go(func() {
+			e, err := a.openQuery(sqlCtx, cfg)
+			if err != nil {
+				if sqlCtx.Err() == nil {
+					a.logger.Error("SQL off: the engine did not open; sluice runs on without it", "err", err)
+				}
+				return
+			}
+			sqlHot.Attach(sqlCtx, e)
+			sqlEngine.Store(e)
+			if cfg.Query.PGWire.Listen == "" {
+				a.logger.Info("SQL ready", "http", a.httpAddr)
+				return
+			}
+			ps, err := pgwire.New(e, cfg.Query.PGWire, a.logger.With("component", "pgwire"))
+			if err == nil {
+				err = ps.Start()
+			}
+			if err != nil {
+				a.logger.Error("PostgreSQL protocol off; SQL over HTTP still works", "listen", cfg.Query.PGWire.Listen, "err", err)
+				return
+			}
+			pgs = ps
+			a.logger.Info("SQL ready", "http", a.httpAddr, "pgwire", ps.Addr().String())
 		})
 	}
 
@@ -266,6 +352,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	if a.httpAddr != nil {
 		attrs = append(attrs, "http", a.httpAddr.String())
 	}
+
 	a.logger.Info(ReadyMessage, attrs...)
 	close(a.ready)
 
@@ -310,6 +397,32 @@ func (a *App) freeIfTaken(addr, def, what string) string {
 	moved := net.JoinHostPort(host, "0")
 	a.logger.Warn("default address taken by another process; --simulate uses a free port instead", "listener", what, "taken", addr, "err", err)
 	return moved
+}
+
+// queryWanted reports whether SQL is on and can read the lake (it says why not in the log).
+func (a *App) queryWanted(cfg Config) bool {
+	if !cfg.Query.Enabled {
+		return false
+	}
+	if _, err := query.LocalLakeDir(cfg.Lake.URL); err != nil {
+		a.logger.Warn("SQL off for this lake", "lake", cfg.Lake.URL, "reason", err)
+		return false
+	}
+	return true
+}
+
+// openQuery opens the SQL engine over the lake.
+func (a *App) openQuery(ctx context.Context, cfg Config) (*query.Engine, error) {
+	qc := cfg.Query
+	if qc.TempDir == "" {
+		qc.TempDir = filepath.Join(cfg.DataDir, "query-tmp")
+	}
+	e, err := query.Open(ctx, cfg.Lake.URL, qc, query.WithLogger(a.logger.With("component", "query")), query.WithRegisterer(a.reg),
+		query.WithSetup(pgwire.Setup...), query.WithHotReadings(pipeline.DecoderAppID))
+	if err != nil {
+		return nil, fmt.Errorf("query: %w", err)
+	}
+	return e, nil
 }
 
 // reloadSensors polls the registry file and, when its content changes, archives the new version and

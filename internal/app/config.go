@@ -12,6 +12,7 @@ import (
 	"github.com/sluice-project/sluice/internal/lake"
 	"github.com/sluice-project/sluice/internal/log/wal"
 	"github.com/sluice-project/sluice/internal/pipeline"
+	"github.com/sluice-project/sluice/internal/query"
 	"github.com/sluice-project/sluice/internal/sensor"
 	"github.com/sluice-project/sluice/internal/simulate"
 	"github.com/sluice-project/sluice/internal/source/mqtt"
@@ -28,7 +29,8 @@ type Config struct {
 	Sensors  sensor.Config        `yaml:"sensors" doc:"The sensor registry: ranges, units and expected intervals. Unknown sensors are kept and flagged."`
 	Decode   decode.Config        `yaml:"decode" doc:"How payloads become readings. The four common shapes decode with no configuration."`
 	Dedup    pipeline.DedupConfig `yaml:"dedup" doc:"Duplicate removal on (sensor_id, metric, ts) before readings/ is written."`
-	HTTP     httpapi.Config       `yaml:"http" doc:"HTTP listener: /healthz, /readyz, /metrics."`
+	HTTP     httpapi.Config       `yaml:"http" doc:"HTTP listener: /healthz, /readyz, /metrics, and the SQL API (POST /api/v1/query)."`
+	Query    query.Config         `yaml:"query" doc:"SQL over the lake and the readings not yet committed: HTTP, the PostgreSQL protocol, sluice query."`
 	Simulate simulate.Config      `yaml:"simulate" doc:"The sensor simulator (sluice simulate, and sluice run --simulate)."`
 }
 
@@ -64,6 +66,7 @@ func DefaultConfig() Config {
 		Decode:   decode.DefaultConfig(),
 		Dedup:    pipeline.DefaultDedupConfig(),
 		HTTP:     httpapi.DefaultConfig(),
+		Query:    query.DefaultConfig(),
 		Simulate: simulate.DefaultConfig(),
 	}
 }

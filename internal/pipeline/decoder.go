@@ -40,6 +40,10 @@ type Decoder struct {
 	readingsTxn   map[int32]int64 // last offset committed to readings/, per partition (-1: none)
 	quarantineTxn map[int32]int64 // likewise for quarantine/
 
+	hot     HotSink           // nil: no SQL engine to feed
+	hotRows []lake.ReadingRow // this batch's readings for hot, all of partition hotPart
+	hotPart int32
+
 	warmed     bool // the dedup window holds the keys committed within it before this process started
 	pendingReg atomic.Pointer[sensor.Registry]
 	arena      arena
@@ -69,6 +73,29 @@ func NewDecoder(ctx context.Context, lk *lake.Lake, lcfg lake.Config, dcfg decod
 		readingsTxn: map[int32]int64{}, quarantineTxn: map[int32]int64{},
 		topics: interner{max: 100_000},
 	}, nil
+}
+
+// HotSink receives the readings the decoder has processed but not yet committed, and hears of each
+// commit of readings/, so SQL sees readings before their file lands (package query implements it).
+// Both are called from the decoder's goroutine; rows is reused after AddReadings returns (copy it).
+type HotSink interface {
+	AddReadings(partition int32, rows []lake.ReadingRow)
+	CommittedReadings(ctx context.Context, partition int32, last int64)
+}
+
+// SetHot makes the decoder feed h. Call it before the stage runs.
+func (d *Decoder) SetHot(h HotSink) { d.hot = h }
+
+// DecoderAppID is the Delta appId of the decoder's commits for partition p: its txn version in
+// readings/ is the last log offset committed.
+func DecoderAppID(p int32) string { return appID(DecoderName, p) }
+
+// flushHot hands the batch's readings to the hot sink.
+func (d *Decoder) flushHot() {
+	if len(d.hotRows) > 0 {
+		d.hot.AddReadings(d.hotPart, d.hotRows)
+		d.hotRows = d.hotRows[:0]
+	}
 }
 
 // SetRegistry hands the decoder a new sensor registry; it applies from the next batch of records.
@@ -178,12 +205,23 @@ func (d *Decoder) Process(ctx context.Context, recs []slog2.Record) error {
 			if rec.Offset <= rtx {
 				continue // already committed before the restart; seen only to warm the window
 			}
-			d.readings.Add(lake.ReadingRow{
+			row := lake.ReadingRow{
 				SensorID: r.SensorID, Metric: r.Metric, TS: r.TS, Value: r.Value, Unit: r.Unit,
 				ReceivedAt: d.view.ReceivedAt / 1000, IngestID: rec.Offset, Flags: r.Flags.Names(),
-			})
+			}
+			d.readings.Add(row)
+			if d.hot != nil {
+				if rec.Partition != d.hotPart {
+					d.flushHot()
+					d.hotPart = rec.Partition
+				}
+				d.hotRows = append(d.hotRows, row)
+			}
 		}
 		d.m.readings.Add(float64(len(d.buf)))
+	}
+	if d.hot != nil {
+		d.flushHot()
 	}
 	return nil
 }
@@ -208,6 +246,9 @@ func (d *Decoder) Commit(ctx context.Context, p int32, last int64) error {
 		return fmt.Errorf("decoder commit readings up to offset %d: %w", last, err)
 	}
 	d.readingsTxn[p] = last
+	if d.hot != nil {
+		d.hot.CommittedReadings(ctx, p, last)
+	}
 	d.arena.reset()
 	d.since = time.Time{}
 	return nil

@@ -1,0 +1,238 @@
+package query
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/duckdb/duckdb-go/v2"
+
+	"github.com/sluice-project/sluice/internal/lake"
+)
+
+// Hot rows: the readings the decoder has processed but not yet committed to a lake file. They live
+// in a DuckDB table that the readings view reads beside the committed files. The decoder hands them
+// over with AddReadings (a copy into a Go slice under a mutex); the hot writer goroutine appends them
+// to the table at most every HotFlushInterval, and each flush is one DuckDB transaction, after which
+// every new query sees them.
+//
+// Committing a file and dropping its rows from the hot set is one DuckDB transaction (see
+// Engine.apply): the view's file list is replaced and the hot rows the commit covers are deleted
+// together, so a query (one snapshot) counts each reading exactly once. Which rows a commit covers is
+// read from the Delta log itself: the txn action of the decoder's appId for a partition is the last
+// log offset committed, and hot rows of that partition at or below it are deleted. The same rule
+// serves commits this process made (CommittedReadings) and ones found by polling, in either order.
+
+const hotTableName = "_sluice.hot_readings"
+
+const hotDDL = `CREATE TABLE ` + hotTableName + ` (sensor_id VARCHAR, metric VARCHAR, ts TIMESTAMPTZ, value DOUBLE,
+ unit VARCHAR, received_at TIMESTAMPTZ, ingest_id BIGINT, flags VARCHAR[], date DATE, _partition INTEGER)`
+
+// hotColumnSet are the readings columns the hot table has.
+var hotColumnSet = map[string]bool{
+	"sensor_id": true, "metric": true, "ts": true, "value": true, "unit": true, "received_at": true,
+	"ingest_id": true, "flags": true, "date": true,
+}
+
+type hotRow struct {
+	partition int32
+	row       lake.ReadingRow
+}
+
+type hotReadings struct {
+	e     *Engine
+	appID func(partition int32) string
+
+	mu         sync.Mutex // guards pending, spare, partitions
+	pending    []hotRow
+	spare      []hotRow
+	partitions map[int32]bool
+	wake       chan struct{}
+
+	writeMu   sync.Mutex // held while appending to or deleting from the table
+	conn      *sql.Conn
+	app       *duckdb.Appender
+	rows      int // rows in the table (under writeMu)
+	lastFlush time.Time
+
+	observe func(received int64, visible time.Time) // tests: every row's visibility
+}
+
+func newHotReadings(ctx context.Context, e *Engine, appID func(int32) string) (*hotReadings, error) {
+	conn, err := e.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("hot rows: %w", err)
+	}
+	h := &hotReadings{e: e, appID: appID, conn: conn, partitions: map[int32]bool{}, wake: make(chan struct{}, 1)}
+	if err := h.openAppender(); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return h, nil
+}
+
+func (h *hotReadings) openAppender() error {
+	return h.conn.Raw(func(dc any) error {
+		a, err := duckdb.NewAppenderFromConn(dc.(driver.Conn), "_sluice", "hot_readings")
+		if err != nil {
+			return fmt.Errorf("hot rows: appender: %w", err)
+		}
+		h.app = a
+		return nil
+	})
+}
+
+// add queues rows of partition p. Called from the decoder's goroutine.
+func (h *hotReadings) add(p int32, rows []lake.ReadingRow) {
+	if len(rows) == 0 {
+		return
+	}
+	h.mu.Lock()
+	h.partitions[p] = true
+	for _, r := range rows {
+		h.pending = append(h.pending, hotRow{partition: p, row: r})
+	}
+	h.mu.Unlock()
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run appends queued rows until ctx is done, at most every interval.
+func (h *hotReadings) run(ctx context.Context, interval time.Duration) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-h.wake:
+		}
+		h.writeMu.Lock()
+		wait := time.Until(h.lastFlush.Add(interval))
+		h.writeMu.Unlock()
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+		h.writeMu.Lock()
+		if err := h.flushLocked(); err != nil {
+			h.e.logger.Warn("hot rows: appending to the SQL engine failed; they become queryable when their file is committed", "err", err)
+		}
+		h.writeMu.Unlock()
+	}
+}
+
+// flushLocked appends every queued row and commits them. Caller holds writeMu.
+func (h *hotReadings) flushLocked() error {
+	h.mu.Lock()
+	batch := h.pending
+	h.pending = h.spare[:0]
+	h.mu.Unlock()
+	defer func() {
+		clear(batch)
+		h.mu.Lock()
+		if cap(batch) <= 1<<20 {
+			h.spare = batch[:0]
+		}
+		h.mu.Unlock()
+	}()
+	if len(batch) == 0 {
+		return nil
+	}
+	start := time.Now()
+	for i := range batch {
+		r := &batch[i].row
+		ts := time.UnixMicro(r.TS).UTC()
+		var unit any
+		if r.Unit != "" {
+			unit = r.Unit
+		}
+		flags := r.Flags
+		if flags == nil {
+			flags = []string{}
+		}
+		date := time.Unix(floorDiv(r.TS, 86_400_000_000)*86_400, 0).UTC()
+		if err := h.app.AppendRow(r.SensorID, r.Metric, ts, r.Value, unit, time.UnixMicro(r.ReceivedAt).UTC(),
+			r.IngestID, flags, date, batch[i].partition); err != nil {
+			h.resetAppender()
+			return fmt.Errorf("append: %w", err)
+		}
+	}
+	if err := h.app.Flush(); err != nil {
+		h.resetAppender()
+		return fmt.Errorf("flush: %w", err)
+	}
+	now := time.Now()
+	h.lastFlush = now
+	h.rows += len(batch)
+	h.e.m.hotRows.Set(float64(h.rows))
+	h.e.m.hotFlushSeconds.Observe(now.Sub(start).Seconds())
+	for i := range batch {
+		lat := now.Sub(time.UnixMicro(batch[i].row.ReceivedAt))
+		h.e.m.hotVisibility.Observe(lat.Seconds())
+		if h.observe != nil {
+			h.observe(batch[i].row.ReceivedAt, now)
+		}
+	}
+	return nil
+}
+
+// resetAppender drops an appender left in an unknown state by an error and opens a new one.
+func (h *hotReadings) resetAppender() {
+	_ = h.app.Clear()
+	_ = h.app.Close()
+	if err := h.openAppender(); err != nil {
+		h.e.logger.Error("hot rows: cannot reopen the appender", "err", err)
+	}
+}
+
+// deleteCommitted returns the statement deleting the rows the log's txns say are committed
+// (nil when none), and the partitions it covers. Caller holds writeMu.
+func (h *hotReadings) deleteSQL(txn func(appID string) (int64, bool)) string {
+	h.mu.Lock()
+	parts := make([]int32, 0, len(h.partitions))
+	for p := range h.partitions {
+		parts = append(parts, p)
+	}
+	h.mu.Unlock()
+	slices.Sort(parts)
+	var conds []string
+	for _, p := range parts {
+		if v, ok := txn(h.appID(p)); ok {
+			conds = append(conds, "(_partition = "+strconv.Itoa(int(p))+" AND ingest_id <= "+strconv.FormatInt(v, 10)+")")
+		}
+	}
+	if len(conds) == 0 {
+		return ""
+	}
+	return "DELETE FROM " + hotTableName + " WHERE " + strings.Join(conds, " OR ")
+}
+
+func (h *hotReadings) close() {
+	h.writeMu.Lock()
+	defer h.writeMu.Unlock()
+	if h.app != nil {
+		_ = h.app.Close()
+		h.app = nil
+	}
+	_ = h.conn.Close()
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b < 0 {
+		q--
+	}
+	return q
+}

@@ -1,0 +1,145 @@
+package query
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluice-project/sluice/internal/lake"
+	"github.com/sluice-project/sluice/internal/testkit"
+)
+
+func decoderAppID(p int32) string { return fmt.Sprintf("decoder-p%d", p) }
+
+func TestHotRowsVisibleBeforeCommit(t *testing.T) {
+	lk, u := testkit.TempLake(t)
+	e := openEngine(t, u, testConfig(), WithHotReadings(decoderAppID))
+	w, err := lake.NewWriter(context.Background(), lk, lake.ReadingsSpec(), lake.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := testkit.Readings(250, 5, day0, 1_000_000, 0)
+	e.AddReadings(0, rows[:200])
+	testkit.Eventually(t, 2*time.Second, func() bool { return count(t, e, "SELECT count(*) FROM readings") == 200 }, "hot rows never became visible")
+	if got := count(t, e, "SELECT count(*) FROM latest"); got != 5 {
+		t.Fatalf("latest over hot rows = %d rows, want 5", got)
+	}
+	// Commit the first 150 (offsets 0..149): those leave the hot set as their file arrives.
+	for _, r := range rows[:150] {
+		w.Add(r)
+	}
+	if _, err := w.Commit(context.Background(), "decoder-p0", 149); err != nil {
+		t.Fatal(err)
+	}
+	e.CommittedReadings(context.Background(), 0, 149)
+	if got := count(t, e, "SELECT count(*) FROM readings"); got != 200 {
+		t.Fatalf("after the commit: count = %d, want 200", got)
+	}
+	if got := count(t, e, "SELECT count(*) FROM "+hotTableName); got != 50 {
+		t.Fatalf("hot rows after committing 150 of 200 = %d, want 50", got)
+	}
+	// Another partition's rows are untouched by partition 0's txn.
+	other := testkit.Readings(10, 5, day0, 1_000_000, 0) // same offsets, partition 1
+	e.AddReadings(1, other)
+	testkit.Eventually(t, 2*time.Second, func() bool { return count(t, e, "SELECT count(*) FROM readings") == 210 }, "partition 1's hot rows never became visible")
+	e.CommittedReadings(context.Background(), 0, 149)
+	if got := count(t, e, "SELECT count(*) FROM "+hotTableName+" WHERE _partition = 1"); got != 10 {
+		t.Fatalf("partition 1 hot rows = %d, want 10", got)
+	}
+}
+
+// TestCountAcrossCommits hammers count(*) while readings arrive and are committed in many small
+// commits, reported both directly and by polling: every answer must be monotonic and at most what
+// was handed over, none may count a reading twice, and the final answer is exact.
+func TestCountAcrossCommits(t *testing.T) {
+	lk, u := testkit.TempLake(t)
+	cfg := testConfig()
+	cfg.RefreshInterval = 7 * time.Millisecond // polling races the direct notification
+	e := openEngine(t, u, cfg, WithHotReadings(decoderAppID))
+	lcfg := lake.DefaultConfig()
+	lcfg.RowGroupRows = 1024
+	w, err := lake.NewWriter(context.Background(), lk, lake.ReadingsSpec(), lcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		batches   = 600
+		perBatch  = 50
+		perCommit = 3 // batches per commit: 200 commits
+		total     = batches * perBatch
+	)
+	var mu sync.Mutex
+	handed := 0
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	type sample struct{ n, dup int64 }
+	results := make([][]sample, 4)
+	for q := range results {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				rows := rowsOf(t, e, "SELECT count(*), count(*) - count(DISTINCT ingest_id) FROM readings")
+				n, dup := rows[0][0].(int64), rows[0][1].(int64)
+				mu.Lock()
+				limit := handed // read after the answer: it can only have grown meanwhile
+				mu.Unlock()
+				if n > int64(limit) {
+					t.Errorf("count %d exceeds the %d readings handed over", n, limit)
+				}
+				results[q] = append(results[q], sample{n, dup})
+			}
+		})
+	}
+	next := int64(0)
+	for b := range batches {
+		rows := testkit.Readings(perBatch, 7, day0+int64(b)*10_000_000, 1_000_000, next)
+		next += perBatch
+		mu.Lock()
+		handed += perBatch
+		mu.Unlock()
+		e.AddReadings(0, rows)
+		for _, r := range rows {
+			w.Add(r)
+		}
+		if (b+1)%perCommit == 0 {
+			if _, err := w.Commit(context.Background(), "decoder-p0", next-1); err != nil {
+				t.Fatal(err)
+			}
+			e.CommittedReadings(context.Background(), 0, next-1)
+		}
+	}
+	testkit.Eventually(t, 5*time.Second, func() bool { return count(t, e, "SELECT count(*) FROM readings") == total }, "final count never reached %d", total)
+	close(done)
+	wg.Wait()
+	commits := 0
+	for q, s := range results {
+		for i := range s {
+			if s[i].dup != 0 {
+				t.Fatalf("querier %d answer %d counted %d readings twice", q, i, s[i].dup)
+			}
+			if i > 0 && s[i].n < s[i-1].n {
+				t.Fatalf("querier %d: count went from %d to %d", q, s[i-1].n, s[i].n)
+			}
+		}
+		commits += len(s)
+	}
+	if commits < 50 {
+		t.Fatalf("only %d queries ran during the commits; the test proves little", commits)
+	}
+	if got := count(t, e, "SELECT count(*) FROM readings"); got != total {
+		t.Fatalf("final count = %d, want %d", got, total)
+	}
+	if got := count(t, e, "SELECT count(*) FROM "+hotTableName); got != 0 {
+		t.Fatalf("%d hot rows left after the last commit, want 0", got)
+	}
+	if got := count(t, e, "SELECT count(DISTINCT ingest_id) FROM readings"); got != total {
+		t.Fatalf("distinct ingest ids = %d, want %d", got, total)
+	}
+	t.Logf("%d queries during %d commits", commits, batches/perCommit)
+}

@@ -1,0 +1,5 @@
+package pgwire
+
+import "crypto/tls"
+
+type tlsState = tls.ConnectionState
