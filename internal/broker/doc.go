@@ -37,9 +37,11 @@
 //
 // # Throughput, and broker.pipeline
 //
-// mochi calls hooks on each connection's read goroutine, so by default a connection waits for each
-// message's group commit before reading its next packet: one message per commit per connection, while
-// many connections share each commit. broker.pipeline lifts the single-connection cap: the hook queues
+// mochi calls hooks on each connection's read goroutine, so a hook that waited for the group commit
+// would let a connection read its next packet only after each message's commit: one message per commit
+// per connection, while many connections share each commit (broker.pipeline: false). broker.pipeline,
+// on by default since bench/ measured it (embedded broker, QoS 1, 4 connections: 10k readings/s without
+// it, 77k with it), lifts that cap: the hook queues
 // the append and returns at once, and when the log calls done the message is handed back to mochi
 // (Server.InjectPacket), whose processPublish then acknowledges, retains and routes it. PUBACKs still
 // come only after durability and in publish order; see hook_pipeline.go. Measured on this project's
