@@ -1,0 +1,143 @@
+package harness
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// Metrics is one scrape of a Prometheus text endpoint: the value of each counter, gauge and untyped
+// sample, keyed by Key(name, labels…). Histograms and summaries contribute their _count and _sum.
+type Metrics map[string]float64
+
+// Key names one sample: the metric name and its labels, sorted by label name, as name{a="x",b="y"}.
+// labels are name, value pairs.
+func Key(name string, labels ...string) string {
+	if len(labels) < 2 {
+		return name
+	}
+	type pair struct{ k, v string }
+	ps := make([]pair, 0, len(labels)/2)
+	for i := 0; i+1 < len(labels); i += 2 {
+		ps = append(ps, pair{labels[i], labels[i+1]})
+	}
+	slices.SortFunc(ps, func(a, b pair) int { return strings.Compare(a.k, b.k) })
+	var b strings.Builder
+	b.WriteString(name)
+	b.WriteByte('{')
+	for i, p := range ps {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(p.k)
+		b.WriteString("=")
+		b.WriteString(strconv.Quote(p.v))
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// Get returns the sample's value, 0 when absent.
+func (m Metrics) Get(name string, labels ...string) float64 { return m[Key(name, labels...)] }
+
+// ParseMetrics parses the Prometheus text exposition format with prometheus/common's parser.
+func ParseMetrics(r io.Reader) (Metrics, error) {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(r)
+	if err != nil {
+		return nil, fmt.Errorf("parse metrics: %w", err)
+	}
+	out := Metrics{}
+	for name, f := range fams {
+		for _, m := range f.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName(), l.GetValue())
+			}
+			switch f.GetType() {
+			case dto.MetricType_COUNTER:
+				out[Key(name, labels...)] = m.GetCounter().GetValue()
+			case dto.MetricType_GAUGE:
+				out[Key(name, labels...)] = m.GetGauge().GetValue()
+			case dto.MetricType_UNTYPED:
+				out[Key(name, labels...)] = m.GetUntyped().GetValue()
+			case dto.MetricType_HISTOGRAM:
+				out[Key(name+"_count", labels...)] = float64(m.GetHistogram().GetSampleCount())
+				out[Key(name+"_sum", labels...)] = m.GetHistogram().GetSampleSum()
+			case dto.MetricType_SUMMARY:
+				out[Key(name+"_count", labels...)] = float64(m.GetSummary().GetSampleCount())
+				out[Key(name+"_sum", labels...)] = m.GetSummary().GetSampleSum()
+			}
+		}
+	}
+	return out, nil
+}
+
+// Scrape fetches and parses url.
+func Scrape(ctx context.Context, url string) (Metrics, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("scrape %s: %w", url, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("scrape %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("scrape %s: %s", url, resp.Status)
+	}
+	return ParseMetrics(resp.Body)
+}
+
+// ErrNoVmHWM is returned when a status file has no VmHWM line (a kernel thread, or not Linux).
+var ErrNoVmHWM = errors.New("no VmHWM line")
+
+// PeakRSS returns the peak resident set size (VmHWM) of process pid, in bytes.
+func PeakRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("peak rss: %w", err)
+	}
+	n, err := ParseVmHWM(b)
+	if err != nil {
+		return 0, fmt.Errorf("peak rss of %d: %w", pid, err)
+	}
+	return n, nil
+}
+
+// ParseVmHWM reads the "VmHWM:   123456 kB" line of a /proc/<pid>/status file and returns bytes.
+func ParseVmHWM(status []byte) (int64, error) {
+	sc := bufio.NewScanner(bytes.NewReader(status))
+	for sc.Scan() {
+		rest, ok := bytes.CutPrefix(sc.Bytes(), []byte("VmHWM:"))
+		if !ok {
+			continue
+		}
+		f := strings.Fields(string(rest))
+		if len(f) != 2 || f[1] != "kB" {
+			return 0, fmt.Errorf("VmHWM line %q: want \"<n> kB\"", rest)
+		}
+		kb, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil || kb < 0 || kb > 1<<40 {
+			return 0, fmt.Errorf("VmHWM line %q: bad number", rest)
+		}
+		return kb << 10, nil
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, ErrNoVmHWM
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-project/sluice/bench/internal/lakecheck"
+	"github.com/sluice-project/sluice/internal/sensor"
+	"github.com/sluice-project/sluice/internal/simulate"
+)
+
+// memoryPlan sizes the memory measurement.
+type memoryPlan struct {
+	fleets   []int
+	duration time.Duration // publishing time per run
+	conns    int
+	runs     int
+	settings []string // extra SLUICE_* settings (and GO* variables) for every run
+}
+
+// memoryResult is one run.
+type memoryResult struct {
+	peak      int64 // VmHWM sampled while ingesting, bytes
+	atExit    int64 // VmHWM sampled until the process exited after SIGTERM (shutdown's final commits included), bytes
+	published int64
+	rate      float64
+	inLake    int64 // distinct readings committed
+}
+
+// measureMemory measures sluice's peak RSS with each fleet size.
+func measureMemory(ctx context.Context, e *env, plan memoryPlan) (*Section, []string) {
+	s := &Section{Title: "Memory: peak RSS of the sluice binary"}
+	s.Intro = fmt.Sprintf("`sluice run` with its embedded broker and the default configuration, a sensors.json registry of the fleet "+
+		"(SLUICE_SENSORS_FILE), and the simulator publishing at QoS 1 as fast as sluice acknowledges, from %d connections, for %s per run. "+
+		"Peak RSS is VmHWM from /proc/<pid>/status, read while ingesting, and (\"with shutdown\") until the process has exited after SIGTERM, "+
+		"which includes its final commits.", plan.conns, plan.duration)
+	var errs []string
+	for _, fleet := range plan.fleets {
+		name := formatNum(float64(fleet), 0) + " sensors"
+		peak := s.Add("peak RSS while ingesting, "+name, "MiB", 1)
+		if fleet >= 100_000 {
+			peak.Goal(256, false)
+		}
+		exit := s.Add("peak RSS with shutdown, "+name, "MiB", 1)
+		rate := s.Add("ingest rate (publisher, acknowledged by sluice), "+name, "msg/s", 0)
+		lost := s.Add("messages acknowledged but not in readings/, "+name, "messages", 0).MustBe(0, false)
+		for r := range plan.runs {
+			res, err := memoryRun(ctx, e, fleet, plan, int64(r+1))
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("memory %s run %d: %v", name, r+1, err))
+				continue
+			}
+			e.say("memory %s run %d/%d: peak %.1f MiB (at exit %.1f MiB), %d published at %.0f msg/s, %d in the lake",
+				name, r+1, plan.runs, mib(res.peak), mib(res.atExit), res.published, res.rate, res.inLake)
+			peak.Values = append(peak.Values, mib(res.peak))
+			exit.Values = append(exit.Values, mib(res.atExit))
+			rate.Values = append(rate.Values, res.rate)
+			lost.Values = append(lost.Values, float64(max(0, res.published-res.inLake)))
+		}
+	}
+	s.Notes = append(s.Notes, "What grows with the rate rather than the fleet: rows buffered per stage until a commit (flush_interval 1m, "+
+		"flush_rows 1M, flush_bytes 128MiB) and the deduplication window (dedup.window 2m, at most dedup.max_keys 4M keys); a run shorter "+
+		"than the window does not fill it.")
+	return s, errs
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// memoryRun starts sluice with a registry of fleet sensors and publishes to it for plan.duration.
+func memoryRun(ctx context.Context, e *env, fleet int, plan memoryPlan, seed int64) (memoryResult, error) {
+	dir, err := e.dir(fmt.Sprintf("memory-%d", fleet))
+	if err != nil {
+		return memoryResult{}, err
+	}
+	cfg := simulate.DefaultConfig()
+	cfg.Fleet, cfg.Seed = fleet, seed
+	reg, err := simulate.Sensors(cfg)
+	if err != nil {
+		return memoryResult{}, err
+	}
+	list, err := sensor.MarshalList(reg)
+	if err != nil {
+		return memoryResult{}, err
+	}
+	sensorsFile := filepath.Join(dir, "sensors.json")
+	if err := os.WriteFile(sensorsFile, list, 0o644); err != nil {
+		return memoryResult{}, err
+	}
+	p, lakeDir, err := e.startSluice(fmt.Sprintf("memory-%d-sluice", fleet), append([]string{"SLUICE_SENSORS_FILE=" + sensorsFile}, plan.settings...))
+	if err != nil {
+		return memoryResult{}, err
+	}
+	defer p.Kill()
+	var peak atomic.Int64
+	read := func() {
+		if v, err := p.PeakRSS(); err == nil {
+			peak.Store(max(peak.Load(), v))
+		}
+	}
+	stop := ticker(250*time.Millisecond, read)
+	pc := publisher("mqtt://"+p.MQTT, 1, plan.conns, fleet, 0, seed)
+	pc.Topic = "" // the shape's own topic, as a fleet would publish
+	pc.Duration = plan.duration
+	stats, err := simulate.Run(ctx, pc, nil)
+	read()
+	stop()
+	if err != nil {
+		return memoryResult{}, fmt.Errorf("publisher: %w", err)
+	}
+	ingesting := peak.Load()
+	// Shutdown commits what the stages buffered: keep reading VmHWM until the process is gone. (Not
+	// getrusage's ru_maxrss: Go starts children with vfork, and exec records the parent's peak RSS
+	// as the child's, so ru_maxrss would report this process's own peak.)
+	stopped := make(chan error, 1)
+	go func() { stopped <- p.Stop(2 * time.Minute) }()
+	var stopErr error
+	for waiting := true; waiting; {
+		select {
+		case stopErr = <-stopped:
+			waiting = false
+		case <-time.After(20 * time.Millisecond):
+			read()
+		}
+	}
+	if stopErr != nil {
+		return memoryResult{}, stopErr
+	}
+	res := memoryResult{peak: ingesting, atExit: peak.Load(), published: stats.Published, rate: stats.Rate()}
+	chk, err := lakecheck.Open(lakeDir)
+	if err != nil {
+		return res, err
+	}
+	defer chk.Close()
+	rd, err := chk.Readings(ctx)
+	if err != nil {
+		return res, err
+	}
+	if rd.Duplicates() != 0 {
+		return res, fmt.Errorf("readings/ holds %d duplicates", rd.Duplicates())
+	}
+	res.inLake = rd.Distinct
+	if stats.Unacked == 0 && rd.Distinct > stats.Published {
+		return res, fmt.Errorf("readings/ holds %d distinct readings, more than the %d messages sent", rd.Distinct, stats.Published)
+	}
+	return res, nil
+}
