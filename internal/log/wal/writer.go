@@ -298,6 +298,7 @@ func (l *WAL) rotate() error {
 
 // createSegment creates the segment file for base atomically: header written to <name>.tmp and
 // fdatasynced, renamed, directory synced. A segment file therefore always starts with a whole header.
+// The file returned reports errors under the segment's path (renamedFile).
 func (l *WAL) createSegment(base int64) (*segment, segmentFile, error) {
 	path := filepath.Join(l.cfg.Dir, segmentName(base))
 	tmp := path + tmpExt
@@ -320,7 +321,7 @@ func (l *WAL) createSegment(base int64) (*segment, segmentFile, error) {
 		os.Remove(tmp)
 		return nil, nil, fmt.Errorf("wal: create segment %s: %w", filepath.Base(path), err)
 	}
-	return &segment{base: base, path: path, size: segmentHeaderSize}, f, nil
+	return &segment{base: base, path: path, size: segmentHeaderSize}, renamedFile{f, tmp, path}, nil
 }
 
 // complete reports each request's outcome in queue order: nil when all its entries are durable, else

@@ -53,6 +53,10 @@ func fileSizeLimitChild(t *testing.T, dir string) {
 	}
 	failErr := err
 	seg := filepath.Join(dir, segmentName(0))
+	// The segment was created as .tmp and renamed: the error names the file as it is now.
+	if msg := err.Error(); !strings.Contains(msg, seg+":") || strings.Contains(msg, tmpExt) {
+		t.Fatalf("write error %q does not name the segment %s (or names its .tmp)", msg, seg)
+	}
 	if got, want := fileSize(t, seg), int64(16+acked*108); got != want {
 		t.Fatalf("segment is %d bytes after the failed write, want %d", got, want)
 	}
