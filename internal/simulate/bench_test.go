@@ -80,7 +80,7 @@ func BenchmarkTruthJSON(b *testing.B) {
 //	qos1/conns4   13k–80k msg/s    14–16 µs CPU/msg  the broker set the pace)
 //
 // paho.mqtt.golang on its own connection, same machine and load, one connection with 1000 tokens in
-// flight: QoS 0 25k–35k msg/s, QoS 1 7.6k–10k; on run_conn.go's buffered connection 153k and 29k.
+// flight: QoS 0 25k–35k msg/s, QoS 1 7.6k–10k; on netbuf's buffered connection 153k and 29k.
 func BenchmarkPublish(b *testing.B) {
 	broker := os.Getenv("SLUICE_BENCH_BROKER")
 	if broker == "" {

@@ -47,8 +47,8 @@
 // Stats and the truth file agree: one truth line per published message.
 //
 // Goroutines: Run's goroutine connects, runs the pacer, then waits and totals; per connection one
-// publish and one ack goroutine (plus paho's own, and a flusher for plain TCP); all end before Run
-// returns. Nothing is global; Run may be called concurrently with different configurations.
+// publish and one ack goroutine (plus paho's own, and netbuf's flusher for plain TCP); all end before
+// Run returns. Nothing is global; Run may be called concurrently with different configurations.
 //
 // # Why hand-written
 //
@@ -56,7 +56,7 @@
 // rather than encoded with encoding/json: the generator must not be the bottleneck of benchmarks that
 // push millions of messages (see BenchmarkGenerator). The MQTT client is paho.mqtt.golang, as chosen;
 // for mqtt:// and tcp:// brokers it gets a connection that buffers reads and coalesces writes
-// (run_conn.go), because paho makes one write(2) per packet and three or more read(2)s per PUBACK,
+// (package netbuf), because paho makes one write(2) per packet and three or more read(2)s per PUBACK,
 // which capped a connection at a fraction of what it reaches with the wrapper (measured figures in
 // BenchmarkPublish's comment).
 package simulate

@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/sluice-project/sluice/internal/netbuf"
 )
 
 // conn is one MQTT connection and the two goroutines that use it: publishLoop hands messages to paho
@@ -114,7 +117,7 @@ func newConn(i int, cfg Config, clientID string, logger *slog.Logger, tw *truthW
 			logger.Warn("connection lost; reconnecting", "conn", i, "err", err)
 		})
 	if u, err := url.Parse(cfg.Broker); err == nil && (u.Scheme == "mqtt" || u.Scheme == "tcp") {
-		opts.SetCustomOpenConnectionFn(dialBuffered) // see run_conn.go
+		opts.SetCustomOpenConnectionFn(dialBuffered)
 	}
 	if cfg.Username != "" {
 		opts.SetUsername(cfg.Username)
@@ -247,4 +250,26 @@ func waitStores(conns []*conn, drain <-chan struct{}) {
 			return
 		}
 	}
+}
+
+// dialTimeout is the TCP connect timeout when paho's options set none.
+const dialTimeout = 10 * time.Second
+
+// dialBuffered is a paho OpenConnectionFunc for mqtt:// and tcp:// brokers: paho gets a connection
+// that buffers reads and coalesces writes (package netbuf). TLS and websocket URLs keep paho's own
+// dialer and connection.
+func dialBuffered(uri *url.URL, opts paho.ClientOptions) (net.Conn, error) {
+	d := net.Dialer{Timeout: opts.ConnectTimeout}
+	if opts.Dialer != nil {
+		d = *opts.Dialer
+		d.Timeout = opts.ConnectTimeout
+	}
+	if d.Timeout == 0 {
+		d.Timeout = dialTimeout
+	}
+	nc, err := d.Dial("tcp", uri.Host)
+	if err != nil {
+		return nil, err
+	}
+	return netbuf.New(nc), nil
 }

@@ -14,9 +14,9 @@ import (
 	"github.com/sluice-project/sluice/internal/log/memlog"
 )
 
-type nopAck struct{}
+type nopAcker struct{}
 
-func (nopAck) Ack() {}
+func (nopAcker) ack([]*pending) {}
 
 // nopLog is durable at once and keeps nothing: what is left is the source's own cost.
 type nopLog struct{}
@@ -41,10 +41,11 @@ func BenchmarkHandle(b *testing.B) {
 				b.Fatal(err)
 			}
 			ss := newSession(s)
+			ss.setAcker(nopAcker{})
 			b.ReportAllocs()
 			b.SetBytes(int64(len(payload)))
 			for b.Loop() {
-				ss.handle(topic, payload, 1, nopAck{})
+				ss.handle(topic, payload, 1, 1)
 			}
 			b.StopTimer()
 			ss.end()

@@ -41,10 +41,17 @@ func (s *Source) openV311(ctx context.Context, ss *session) (conn, error) {
 	// No routes: subscriptions are made without callbacks, so every message (including the redeliveries
 	// that arrive right after CONNACK, before any SUBSCRIBE) goes to this one handler, exactly once.
 	o.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
-		ss.handle(m.Topic(), m.Payload(), m.Qos(), m)
+		ss.handle(m.Topic(), m.Payload(), m.Qos(), m.MessageID())
 	})
 	o.SetConnectionLostHandler(func(_ paho.Client, err error) { ss.lose(err) })
-	o.SetCustomOpenConnectionFn(func(*url.URL, paho.ClientOptions) (net.Conn, error) { return s.dial(ctx, ss) })
+	o.SetStore(noStore{}) // see noStore
+	o.SetCustomOpenConnectionFn(func(*url.URL, paho.ClientOptions) (net.Conn, error) {
+		nc, err := s.dial(ctx, ss)
+		if err == nil {
+			ss.setAcker(&pubackWriter{w: nc})
+		}
+		return nc, err
+	})
 
 	c := paho.NewClient(o)
 	tok := c.Connect()
@@ -95,10 +102,25 @@ func (v *v311Conn) subscribe(ctx context.Context, filters []string, qos byte) er
 	return nil
 }
 
-func (v *v311Conn) disconnect(graceful bool) {
-	// Disconnect sends DISCONNECT after any PUBACK already handed to paho (one goroutine forwards both,
-	// in order), waits for it to be written up to the quiesce time, then stops paho's goroutines.
-	// 3.1.1 has no session expiry on DISCONNECT: the session stays. On a lost connection it returns at
-	// once. graceful changes nothing here: acks are never held back by paho.mqtt.golang.
+func (v *v311Conn) disconnect() {
+	// Disconnect sends DISCONNECT, waits for it to be handed to the connection up to the quiesce time,
+	// then stops paho's goroutines; closing the connection flushes what it holds, PUBACKs written
+	// before (by the session's acker, which the caller has waited for) and then DISCONNECT. 3.1.1 has
+	// no session expiry on DISCONNECT: the session stays. On a lost connection it returns at once.
 	v.c.Disconnect(uint(disconnectQuiesce / time.Millisecond))
 }
+
+// noStore is paho.mqtt.golang's Store for the source's clients: it keeps nothing. paho keeps each
+// received QoS 1 PUBLISH in its store until the PUBACK goes through its Ack (which pubackWriter
+// replaces), so that a client reconnecting by itself can resume; the source's clients never reconnect
+// (a connection is one client, see doc.go), the session lives at the broker, and its own store would
+// only cost a formatted key, a map insert and a lock per message.
+type noStore struct{}
+
+func (noStore) Open()                             {}
+func (noStore) Put(string, packets.ControlPacket) {}
+func (noStore) Get(string) packets.ControlPacket  { return nil }
+func (noStore) All() []string                     { return nil }
+func (noStore) Del(string)                        {}
+func (noStore) Close()                            {}
+func (noStore) Reset()                            {}

@@ -31,10 +31,17 @@
 // if the log stays slower than the broker for longer than the keep-alive, the connection drops and the
 // QoS 0 messages in transit are lost, as QoS 0 allows.)
 //
-// Measured on this project's 2-core machine (BenchmarkMosquitto, 4 publisher connections and Mosquitto
-// on the same machine): QoS 0 about 80-90k messages/s, QoS 1 about 25-33k messages/s, both close to a
-// bare paho subscriber that keeps nothing (BenchmarkMosquittoBaseline): the publishers and the broker
-// use the CPU, not the source (about 0.3µs a message of its own, BenchmarkHandle/nop).
+// # CPU per message
+//
+// On a 2-core machine the publishers, the broker and sluice share the cores, so sluice's CPU per
+// message sets how close it comes to what the broker can deliver (bench/RESULTS.md, "broker"). The
+// connection is buffered (package netbuf: one read(2) takes tens of messages, and the PUBACKs of a
+// group commit leave in one write(2)), and the source writes the PUBACKs itself (pubackWriter, below).
+// Measured with `go run ./bench -only broker -brokers mosquitto` (whole sluice process: source, WAL,
+// archiver, decoder, lake), before and after both: QoS 1 27.2 -> see the package's report for the
+// figures; the source's own part (handle, the acker) is about 0.25µs a message (BenchmarkHandle/nop),
+// the client library's reading and dispatch (paho.mqtt.golang passes each message through five
+// goroutines) about 1.5-2µs.
 //
 // # Goroutines
 //
@@ -43,28 +50,34 @@
 // client library's delivery goroutine calls handle for each message in arrival order (encode, queue,
 // AppendAsync); the log calls each message's done callback on its goroutine, which only records the
 // outcome and wakes the acker; the acker goroutine takes finished messages from the head of the queue
-// and acknowledges them in order. On shutdown Run stops taking messages (the rest stay unacknowledged
-// at the broker), waits until the acker has acknowledged everything already appended, sends DISCONNECT
-// (which keeps the session) and returns. Ready may be called from any goroutine.
+// and writes their PUBACKs in order, those of one wake-up with one Write; package netbuf's flusher
+// goroutine puts them on the wire. On shutdown Run stops taking messages (the rest stay
+// unacknowledged at the broker), waits until the acker has written the PUBACKs of everything already
+// appended, sends DISCONNECT (behind them on the connection; closing it flushes both) and returns.
+// Ready may be called from any goroutine.
 //
 // # Libraries, and what is written here
 //
 // Neither Paho library speaks both versions: MQTT 3.1.1 goes through github.com/eclipse/paho.mqtt.golang
-// (SetAutoAckDisabled + Message.Ack), MQTT 5 through github.com/eclipse/paho.golang's paho.Client
-// (EnableManualAcknowledgment + Client.Ack). Both are used one client per connection with their own
-// reconnection off, and sluice's loop reconnects, because:
+// (SetAutoAckDisabled, and a Store that keeps nothing: noStore), MQTT 5 through
+// github.com/eclipse/paho.golang's paho.Client (with its in-memory session state, whose Ack does
+// nothing: v5Session). Both are used one client per connection with their own reconnection off, and
+// sluice's loop reconnects, because:
 //
 //   - an ack must reach the connection that received the message. A PUBACK written to a later
-//     connection with the same packet id would acknowledge a different, not yet durable message. With
-//     one client per connection, paho.mqtt.golang drops acks after its connection stopped, and
-//     paho.golang's acks go through that connection's own session state (autopaho shares one session
-//     state across connections, which is how its issue #160 arises);
+//     connection with the same packet id would acknowledge a different, not yet durable message. Each
+//     connection has its own session, whose acker writes only to that connection (autopaho shares one
+//     session state across connections, which is how its issue #160 arises);
 //   - an append failure must drop the connection; autopaho has no way to do that but a test hook;
 //   - shutdown must send the acks of what was appended before DISCONNECT; autopaho disconnects at once.
 //
-// paho.golang sends manual acks from a ticker (every v5AckInterval), so a graceful MQTT 5 disconnect
-// waits three ticks first. paho.mqtt.golang forwards acks and DISCONNECT through one goroutine, in
-// order, so an MQTT 3.1.1 disconnect needs no wait.
+// The PUBACKs are written by the source (pubackWriter), not through the libraries' acknowledgement
+// calls, which cost more CPU per message than the rest of the source: paho.mqtt.golang's Message.Ack
+// passes each PUBACK through its store and two goroutines to its own write(2); paho.golang's manual
+// acknowledgement scans a list of every message in flight on each message and each Ack and sends from
+// a ticker. A PUBACK is 4 bytes (0x40, 2, packet id) in both versions; it shares the connection with
+// the library's writes safely because each library packet is one Write (paho.golang's through its
+// packets.ThreadSafeConn lock, which the PUBACKs take too) and package netbuf keeps Writes whole.
 //
 // # Brokers
 //
@@ -78,6 +91,7 @@
 //
 // Written by hand: the network dial (TCP, TLS, websocket) so that cancelling Run aborts a connection
 // attempt at once, which needs a websocket-to-net.Conn adapter over gorilla/websocket (neither Paho
-// library exports a dialer that takes a context); and the in-order ack queue, because a log done
-// callback must not block and paho.mqtt.golang's Ack can (it hands the PUBACK to the writer goroutine).
+// library exports a dialer that takes a context); the in-order ack queue, because a log done callback
+// must not block and a write to the connection can (netbuf's backpressure); and the PUBACK packets, for
+// the CPU cost above. The connection's buffering is package netbuf's.
 package mqtt

@@ -396,6 +396,13 @@ func (h *heldLog) AppendAsync(entries []sluicelog.Entry, done func(error)) {
 	h.inner.AppendAsync(entries, done)
 }
 
+// hold holds the appends from now on again, until the next release.
+func (h *heldLog) hold() {
+	h.mu.Lock()
+	h.released = false
+	h.mu.Unlock()
+}
+
 func (h *heldLog) count() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -10,15 +11,54 @@ import (
 	sluicelog "github.com/sluice-project/sluice/internal/log"
 )
 
-// acker acknowledges one received QoS 1 message on the connection that received it.
-type acker interface{ Ack() }
+// acker acknowledges QoS 1 messages on the connection that received them. The session's acker
+// goroutine calls ack with the messages of one batch that became durable, in arrival order, and ack
+// sends them in that order. A failed send is not reported: it means the connection is lost, which the
+// session learns from the connection's reader, and the broker redelivers.
+type acker interface {
+	ack(batch []*pending)
+}
+
+// pubackWriter is the acker of both protocols: it writes the PUBACK packets itself, a batch's with one
+// Write, to the connection that received the messages (in MQTT 3.1.1 section 3.4 and MQTT 5 section
+// 3.4 alike: 0x40, remaining length 2, the packet identifier; MQTT 5 omits reason code 0, success,
+// and empty properties). The client libraries' own acknowledgement paths cost more than the rest of
+// the source per message (perf, bench/RESULTS.md's setup): paho.mqtt.golang's Message.Ack passes each
+// PUBACK through a sync.Once, its store, two goroutines and a packet encoder to its own write(2) (8%
+// of the source's CPU with package netbuf under the connection, 12% without); paho.golang's manual
+// acknowledgement scans a list of every message in flight on each message and each Ack and sends from
+// a 2ms ticker (see v5Session). The libraries' writers and this one share the connection safely:
+// paho.mqtt.golang writes each packet with one Write, paho.golang's connection is wrapped in its
+// packets.ThreadSafeConn (w is that wrapper), and package netbuf keeps every Write whole and in order.
+// Only the session's acker goroutine calls ack.
+type pubackWriter struct {
+	w   io.Writer
+	buf []byte
+}
+
+func (a *pubackWriter) ack(batch []*pending) {
+	a.buf = a.buf[:0]
+	for _, p := range batch {
+		// A broker sends at most the subscription's QoS (1): a QoS 2 message would be a protocol
+		// violation, and it stays unacknowledged.
+		if p.qos == 1 {
+			a.buf = append(a.buf, 0x40, 0x02, byte(p.id>>8), byte(p.id))
+		}
+	}
+	if len(a.buf) > 0 {
+		_, _ = a.w.Write(a.buf) // an error means the connection is lost: see acker
+	}
+	if cap(a.buf) > maxPooledBuf {
+		a.buf = nil
+	}
+}
 
 // pending is one message handed to the log and not yet acknowledged. Pendings are pooled: buf keeps
 // its capacity across messages, and done is bound once so AppendAsync allocates nothing for it.
 type pending struct {
 	ss      *session
-	ack     acker // nil for QoS 0
 	qos     byte
+	id      uint16 // the packet identifier, which the PUBACK names
 	start   time.Time
 	buf     []byte             // the encoded envelope; Key and Value alias it
 	entries [1]sluicelog.Entry // what AppendAsync gets
@@ -67,6 +107,7 @@ type session struct {
 	ackerDone                    chan struct{}
 
 	mu      sync.Mutex
+	acks    acker      // set by the connection's open, before the first message
 	queue   []*pending // handed to the log, oldest first
 	stopped bool       // no more appends (set with stop)
 	noAck   bool       // acknowledge nothing more: connection lost or an append failed
@@ -93,20 +134,21 @@ func newSession(src *Source) *session {
 // arrival order): it appends the envelope asynchronously and queues the ack. When the session is
 // ending it drops the message unacknowledged, for the broker to redeliver on the next connection.
 // payload is copied (into the envelope) before handle returns.
-func (ss *session) handle(topic string, payload []byte, qos byte, ack acker) {
+func (ss *session) handle(topic string, payload []byte, qos byte, id uint16) {
 	select {
-	case ss.sem <- struct{}{}:
-	case <-ss.stop:
-		return
-	case <-ss.down:
-		return
+	case ss.sem <- struct{}{}: // the common case, without the cost of a three-way select
+	default:
+		select {
+		case ss.sem <- struct{}{}:
+		case <-ss.stop:
+			return
+		case <-ss.down:
+			return
+		}
 	}
 	now := time.Now()
 	p := pendingPool.Get().(*pending)
-	p.ss, p.qos, p.start, p.finished, p.err = ss, qos, now, false, nil
-	if qos > 0 {
-		p.ack = ack
-	}
+	p.ss, p.qos, p.id, p.start, p.finished, p.err = ss, qos, id, now, false, nil
 	p.buf = encodeEntry(p.buf[:0], &p.entries[0], now.UnixNano(), qos, topic, payload)
 
 	ss.mu.Lock()
@@ -136,7 +178,7 @@ func encodeEntry(buf []byte, e *sluicelog.Entry, receivedAt int64, qos byte, top
 }
 
 func (p *pending) release() {
-	p.ss, p.ack, p.entries[0] = nil, nil, sluicelog.Entry{}
+	p.ss, p.entries[0] = nil, sluicelog.Entry{}
 	if cap(p.buf) > maxPooledBuf {
 		p.buf = nil
 	}
@@ -144,11 +186,13 @@ func (p *pending) release() {
 }
 
 // runAcker acknowledges finished pendings in arrival order, and stops at the first failed append:
-// from then on nothing more is acknowledged on this connection. It exits once the session is stopped
-// and every pending has finished.
+// from then on nothing more is acknowledged on this connection. The acknowledgements of one wake-up
+// (typically one group commit's messages) go to the acker together: with package netbuf under the
+// connection they leave in one write. It exits once the session is stopped and every pending has
+// finished.
 func (ss *session) runAcker() {
 	defer close(ss.ackerDone)
-	var batch []*pending
+	var batch, toAck []*pending
 	m := ss.src.m
 	for {
 		<-ss.wake
@@ -161,9 +205,10 @@ func (ss *session) runAcker() {
 		rest := copy(ss.queue, ss.queue[n:])
 		clear(ss.queue[rest:])
 		ss.queue = ss.queue[:rest]
-		noAck, exit := ss.noAck, ss.stopped && rest == 0
+		noAck, exit, acks := ss.noAck, ss.stopped && rest == 0, ss.acks
 		ss.mu.Unlock()
 
+		toAck = toAck[:0]
 		for _, p := range batch {
 			switch {
 			case p.err != nil:
@@ -172,13 +217,24 @@ func (ss *session) runAcker() {
 					noAck = true
 					ss.failed(p.err)
 				}
-			case p.ack != nil && !noAck:
-				p.ack.Ack()
-				m.acked.Inc()
-				m.ackLatency.Observe(time.Since(p.start).Seconds())
+			case p.qos > 0 && !noAck && acks != nil:
+				toAck = append(toAck, p)
 			}
+		}
+		if len(toAck) > 0 {
+			acks.ack(toAck)
+			m.acked.Add(float64(len(toAck)))
+			now := time.Now()
+			for _, p := range toAck {
+				m.ackLatency.Observe(now.Sub(p.start).Seconds())
+			}
+			clear(toAck)
+		}
+		if len(batch) > 0 {
+			m.inflight.Sub(float64(len(batch)))
+		}
+		for _, p := range batch {
 			p.release()
-			m.inflight.Dec()
 			<-ss.sem
 		}
 		clear(batch)
@@ -231,6 +287,13 @@ func (ss *session) end() {
 func (ss *session) setConn(c net.Conn) {
 	ss.mu.Lock()
 	ss.conn = c
+	ss.mu.Unlock()
+}
+
+// setAcker sets how the session acknowledges; it is called before the connection can deliver messages.
+func (ss *session) setAcker(a acker) {
+	ss.mu.Lock()
+	ss.acks = a
 	ss.mu.Unlock()
 }
 

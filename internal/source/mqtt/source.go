@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	sluicelog "github.com/sluice-project/sluice/internal/log"
+	"github.com/sluice-project/sluice/internal/netbuf"
 )
 
 // Errors Ready returns before the first connection and after Run ended.
@@ -60,9 +61,9 @@ type conn interface {
 	// subscribe subscribes to filters at qos and returns once the broker granted them all.
 	subscribe(ctx context.Context, filters []string, qos byte) error
 	// disconnect sends DISCONNECT, which keeps the persistent session, closes the connection and waits
-	// for the library's goroutines. With graceful, acknowledgements already handed to the library are
-	// written first.
-	disconnect(graceful bool)
+	// for the library's goroutines. Acknowledgements written before (by the session's acker) go out
+	// first: closing the connection flushes them, then DISCONNECT.
+	disconnect()
 }
 
 // New returns a source for cfg (validated) that appends to l. logger receives connection events;
@@ -204,13 +205,13 @@ func (s *Source) connect(ctx context.Context) (*session, conn, error) {
 		// A redelivered message failed to append before the subscription was made (it is never
 		// acknowledged, which can also be why mochi refused the SUBSCRIBE): start over like serve does.
 		ss.lose(errors.New("append failed"))
-		c.disconnect(false)
+		c.disconnect()
 		ss.end()
 		return nil, nil, fmt.Errorf("%w: %w", errAppendFailed, fail)
 	}
 	if err != nil {
 		ss.lose(err)
-		c.disconnect(false)
+		c.disconnect()
 		ss.end()
 		return nil, nil, fmt.Errorf("subscribe: %w", err)
 	}
@@ -224,12 +225,12 @@ func (s *Source) serve(ctx context.Context, ss *session, c conn) (reason string,
 	case <-ctx.Done():
 		s.setReady(ErrStopped)
 		ss.end() // in-flight appends finish and are acknowledged on this connection
-		c.disconnect(true)
+		c.disconnect()
 		return "", ctx.Err()
 	case <-ss.down:
 		s.setReady(ErrNotConnected)
 		ss.end()
-		c.disconnect(false)
+		c.disconnect()
 		down, _ := ss.errs()
 		return reasonConnectionLost, down
 	case <-ss.fail:
@@ -237,7 +238,7 @@ func (s *Source) serve(ctx context.Context, ss *session, c conn) (reason string,
 		// Drop the connection first: the broker stops sending, and redelivers everything unacknowledged
 		// when the session resumes.
 		ss.lose(errors.New("append failed"))
-		c.disconnect(false)
+		c.disconnect()
 		ss.end()
 		_, fail := ss.errs()
 		return reasonAppendError, fmt.Errorf("%w: %w", errAppendFailed, fail)
@@ -267,8 +268,10 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// dial opens the network connection for one session (TCP, TLS or websocket), watched so that the
-// session learns of its loss at once. ctx bounds the dial (and the connection timeout too).
+// dial opens the network connection for one session (TCP, TLS or websocket), buffered (package
+// netbuf: one read(2) for many packets, one write(2) for the acknowledgements written meanwhile) and
+// watched so that the session learns of its loss at once. ctx bounds the dial (and the connection
+// timeout too).
 func (s *Source) dial(ctx context.Context, ss *session) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ConnectTimeout)
 	defer cancel()
@@ -289,7 +292,8 @@ func (s *Source) dial(ctx context.Context, ss *session) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	wc := &watchedConn{Conn: nc, ss: ss}
-	ss.setConn(wc)
-	return wc, nil
+	// Closing the dialled connection itself aborts a connect at once (closeConn); the client library
+	// gets it with buffered reads and coalesced writes (see package netbuf), and closes that.
+	ss.setConn(nc)
+	return &watchedConn{Conn: netbuf.New(nc), ss: ss}, nil
 }
