@@ -125,14 +125,29 @@ func benchCommit[T any](b *testing.B, spec Spec[T], rows []T, cfg Config) {
 }
 
 // BenchmarkCommitReadings: Add and Commit 1M random-walk readings (1,000 sensors, two date
-// partitions) to a file:// lake with the default configuration.
+// partitions) to a file:// lake with the default configuration, at each zstd level ("auto" is the
+// default: the table's own level).
 func BenchmarkCommitReadings(b *testing.B) {
-	benchCommit(b, ReadingsSpec(), genReadings(1_000_000, 1000, benchStart), DefaultConfig())
+	rows := genReadings(1_000_000, 1000, benchStart)
+	for _, level := range []string{"auto", "fastest", "default", "better"} {
+		b.Run("level="+level, func(b *testing.B) {
+			cfg := DefaultConfig()
+			cfg.CompressionLevel = level
+			benchCommit(b, ReadingsSpec(), rows, cfg)
+		})
+	}
 }
 
 // BenchmarkCommitRaw: the same messages as raw/ rows (payload ≈ 150 bytes of JSON).
 func BenchmarkCommitRaw(b *testing.B) {
-	benchCommit(b, RawSpec(), genRaw(1_000_000, 1000, benchStart), DefaultConfig())
+	rows := genRaw(1_000_000, 1000, benchStart)
+	for _, level := range []string{"auto", "fastest", "default", "better"} {
+		b.Run("level="+level, func(b *testing.B) {
+			cfg := DefaultConfig()
+			cfg.CompressionLevel = level
+			benchCommit(b, RawSpec(), rows, cfg)
+		})
+	}
 }
 
 // BenchmarkEncodings encodes the benchmark data with the chosen column encodings and the

@@ -17,20 +17,20 @@ type Config struct {
 	FlushRows          int           `yaml:"flush_rows" doc:"Commit once a stage buffers this many rows (0: no row limit)."`
 	FlushBytes         config.Bytes  `yaml:"flush_bytes" doc:"Commit once a stage buffers this much (estimated memory of the buffered rows; 0: no size limit)."`
 	Compression        string        `yaml:"compression" doc:"Parquet compression codec: zstd, snappy or none."`
-	CompressionLevel   string        `yaml:"compression_level" doc:"zstd effort: fastest, default, better or best (more effort: smaller files, slower commits)."`
+	CompressionLevel   string        `yaml:"compression_level" doc:"zstd effort: auto (each table its measured best: fastest for raw/, whose payloads compress as well at a third of the CPU; default for the others), or fastest, default, better or best for every table (more effort: smaller files, slower commits)."`
 	RowGroupRows       int           `yaml:"row_group_rows" doc:"Rows per Parquet row group. Smaller groups let readers skip more of a file when filtering on sensor_id (readings/ is sorted by sensor_id, metric, ts); larger ones compress better."`
 	CheckpointInterval int           `yaml:"checkpoint_interval" doc:"Write a Delta checkpoint every this many commits, so opening a table with a long log stays fast (0: never)."`
 }
 
 // DefaultConfig returns the lake's defaults: commit every minute, 1M rows or 128MiB, whichever comes
-// first; zstd; 128Ki-row row groups; a checkpoint every 100 commits.
+// first; zstd at each table's own level; 128Ki-row row groups; a checkpoint every 100 commits.
 func DefaultConfig() Config {
 	return Config{
 		FlushInterval:      time.Minute,
 		FlushRows:          1_000_000,
 		FlushBytes:         128 << 20,
 		Compression:        "zstd",
-		CompressionLevel:   "default",
+		CompressionLevel:   "auto",
 		RowGroupRows:       128 << 10,
 		CheckpointInterval: 100,
 	}
@@ -41,7 +41,7 @@ var schemes = []string{"file", "mem", "s3", "gs", "azblob"}
 
 var (
 	compressions = []string{"zstd", "snappy", "none"}
-	levels       = []string{"fastest", "default", "better", "best"}
+	levels       = []string{"auto", "fastest", "default", "better", "best"}
 )
 
 // Validate implements config.Validator.

@@ -10,10 +10,10 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/klauspost/compress/zstd"
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
 	"github.com/parquet-go/parquet-go/compress/snappy"
-	"github.com/parquet-go/parquet-go/compress/zstd"
 	"github.com/parquet-go/parquet-go/format"
 
 	"github.com/sluice-project/sluice/internal/lake/delta"
@@ -23,8 +23,9 @@ import (
 // payload column better (zstd finds more repeats) at the cost of coarser page-level skipping.
 const pageBytes = 1 << 20
 
-// codec returns the Parquet compression codec cfg asks for.
-func codec(cfg Config) compress.Codec {
+// codec returns the Parquet compression codec cfg asks for; auto is the table's own zstd level,
+// used when cfg's level is "auto".
+func codec(cfg Config, auto string) compress.Codec {
 	switch cfg.Compression {
 	case "snappy":
 		return &snappy.Codec{}
@@ -32,7 +33,11 @@ func codec(cfg Config) compress.Codec {
 		return &parquet.Uncompressed
 	}
 	level := zstd.SpeedDefault
-	switch cfg.CompressionLevel {
+	name := cfg.CompressionLevel
+	if name == "auto" {
+		name = auto
+	}
+	switch name {
 	case "fastest":
 		level = zstd.SpeedFastest
 	case "better":
@@ -40,14 +45,14 @@ func codec(cfg Config) compress.Codec {
 	case "best":
 		level = zstd.SpeedBestCompression
 	}
-	return &zstd.Codec{Level: level}
+	return &zstdCodec{level: level}
 }
 
 // writerOptions are the Parquet writer options of a table's files.
 func writerOptions[T any](spec Spec[T], schema *parquet.Schema, cfg Config) []parquet.WriterOption {
 	opts := []parquet.WriterOption{
 		schema,
-		parquet.Compression(codec(cfg)),
+		parquet.Compression(codec(cfg, spec.Level)),
 		parquet.DataPageVersion(1), // the protocol's advice for tables read beyond Delta connectors
 		parquet.PageBufferSize(pageBytes),
 		parquet.MaxRowsPerRowGroup(int64(cfg.RowGroupRows)),
@@ -88,12 +93,12 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 const chunkRows = 4096
 
 // writeFile writes one partition as one data file in the table's directory dir and returns its add
-// action: the rows w.rows[i] for i in idx, in that order, or rows as they are when idx is nil. The
-// file is durable when writeFile returns nil.
-func (w *Writer[T]) writeFile(ctx context.Context, dir string, pv map[string]string, rows []T, idx []int32, now int64) (*delta.Add, error) {
-	first := &rows[0]
+// action: the rows rows[i] for i in idx, in that order, or rows[lo:hi] as they are when idx is nil.
+// The file is durable when writeFile returns nil.
+func (w *Writer[T]) writeFile(ctx context.Context, dir string, pv map[string]string, rows []T, lo, hi int, idx []int32, now int64) (*delta.Add, error) {
+	first := &rows[lo]
 	if idx != nil {
-		first = &w.rows[idx[0]]
+		first = &rows[idx[0]]
 	}
 	rel := fmt.Sprintf("%spart-%020d-%s.parquet", dir, w.spec.Seq(first), uuid.NewString())
 	key := w.table.Root() + rel
@@ -104,7 +109,7 @@ func (w *Writer[T]) writeFile(ctx context.Context, dir string, pv map[string]str
 	cw := &countingWriter{w: fw}
 	// A new writer per file: GenericWriter.Reset leaves the footer's column paths empty.
 	pw := parquet.NewGenericWriter[T](cw, w.pqOpts...)
-	if err := w.writeRows(pw, rows, idx); err != nil {
+	if err := w.writeRows(pw, rows, lo, hi, idx); err != nil {
 		fw.Abort()
 		return nil, fmt.Errorf("write %s: %w", key, err)
 	}
@@ -125,9 +130,9 @@ func (w *Writer[T]) writeFile(ctx context.Context, dir string, pv map[string]str
 	}, nil
 }
 
-func (w *Writer[T]) writeRows(pw *parquet.GenericWriter[T], rows []T, idx []int32) error {
+func (w *Writer[T]) writeRows(pw *parquet.GenericWriter[T], rows []T, lo, hi int, idx []int32) error {
 	if idx == nil {
-		_, err := pw.Write(rows)
+		_, err := pw.Write(rows[lo:hi])
 		return err
 	}
 	if w.chunk == nil {
@@ -137,7 +142,7 @@ func (w *Writer[T]) writeRows(pw *parquet.GenericWriter[T], rows []T, idx []int3
 	for len(idx) > 0 {
 		n := min(len(idx), chunkRows)
 		for i, j := range idx[:n] {
-			w.chunk[i] = w.rows[j]
+			w.chunk[i] = rows[j]
 		}
 		if _, err := pw.Write(w.chunk[:n]); err != nil {
 			return err

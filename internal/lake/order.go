@@ -1,6 +1,7 @@
 package lake
 
 import (
+	"encoding/binary"
 	"slices"
 	"strings"
 )
@@ -123,10 +124,13 @@ func order[T any](spec *Spec[T], rows []T) ([]partRange, []int32) {
 		next[b]++
 	}
 
-	// Compare order inside each bucket.
-	if spec.Compare != nil {
-		for b := 0; b+1 < len(starts); b++ {
-			sortRange(rows, perm[starts[b]:starts[b+1]], spec.Compare)
+	// Refine or Compare order inside each bucket.
+	for b := 0; b+1 < len(starts) && (spec.Refine != nil || spec.Compare != nil); b++ {
+		idx := perm[starts[b]:starts[b+1]]
+		if spec.Refine != nil {
+			spec.Refine(rows, idx)
+		} else {
+			sortRange(rows, idx, spec.Compare)
 		}
 	}
 	parts := make([]partRange, len(keys))
@@ -177,4 +181,128 @@ func cmpInt64(a, b int64) int {
 		return 1
 	}
 	return 0
+}
+
+// Grouping by prefix (raw/). A full sort of a million payloads by their bytes costs a comparison sort's
+// n log n cache misses; grouping only needs each payload's leading bytes, read in arrival order.
+const (
+	// prefixMinGroup: a group smaller than this keeps arrival order. The rows of one sensor in one
+	// file are usually fewer (60 at 1 Hz and a minute per file), and arrive in time order already.
+	prefixMinGroup = 1024
+	// prefixMaxWords bounds how deep grouping looks: 16 words of 8 bytes.
+	prefixMaxWords = 16
+)
+
+// wordKey is 16 bytes of a key, from an 8-byte boundary, as two big-endian numbers, and its row.
+type wordKey struct {
+	hi, lo uint64
+	i      int32
+}
+
+// groupByPrefix reorders idx (indexes of rows, in arrival order) so that rows whose keys share
+// leading bytes are adjacent. It skips the 8-byte words all rows share, then orders the rows by the
+// next 16 bytes (in byte order: a stable radix sort over the bytes where they differ, keys read once,
+// in arrival order), then each group of at least prefixMinGroup rows by the 16 bytes after, and so on
+// up to prefixMaxWords words; smaller groups, and rows equal as far as it looks, keep arrival order.
+// For JSON payloads of a sensor fleet on one topic this puts each sensor's messages together, in the
+// order they arrived, after one or two reads of each payload's head.
+func groupByPrefix[T any](rows []T, idx []int32, key func(*T) []byte) {
+	if len(idx) < prefixMinGroup {
+		return
+	}
+	buf := make([]wordKey, len(idx))
+	tmp := make([]wordKey, len(idx))
+	var rec func(idx []int32, buf, tmp []wordKey, depth int)
+	rec = func(idx []int32, buf, tmp []wordKey, depth int) {
+		for depth < prefixMaxWords {
+			var dhi, dlo uint64
+			longer := false // a key goes on past these words
+			for n, i := range idx {
+				k := key(&rows[i])
+				hi, lo := prefixWord(k, depth), prefixWord(k, depth+1)
+				longer = longer || len(k) > (depth+2)*8
+				buf[n] = wordKey{hi, lo, i}
+				dhi |= hi ^ buf[0].hi
+				dlo |= lo ^ buf[0].lo
+			}
+			if dhi == 0 && dlo == 0 {
+				if !longer {
+					return
+				}
+				depth += 2 // a prefix every row shares: look further
+				continue
+			}
+			if dhi == 0 {
+				depth++ // start the 16 bytes at the first word where rows differ
+				continue
+			}
+			buf = radixSortWords(buf, tmp, dhi, dlo)
+			for n, s := range buf {
+				idx[n] = s.i
+			}
+			for lo := 0; lo < len(buf); {
+				hi := lo + 1
+				for hi < len(buf) && buf[hi].hi == buf[lo].hi && buf[hi].lo == buf[lo].lo {
+					hi++
+				}
+				if hi-lo >= prefixMinGroup {
+					rec(idx[lo:hi], buf[lo:hi], tmp[lo:hi], depth+2)
+				}
+				lo = hi
+			}
+			return
+		}
+	}
+	rec(idx, buf, tmp, 0)
+}
+
+// radixSortWords sorts buf by (hi, lo), stably, looking only at the bytes set in dhi and dlo (those
+// where some keys differ), and returns the sorted slice (buf or tmp; the other is scratch).
+func radixSortWords(buf, tmp []wordKey, dhi, dlo uint64) []wordKey {
+	for _, word := range [2]int{1, 0} { // least significant first
+		diff := dlo
+		if word == 0 {
+			diff = dhi
+		}
+		for shift := uint(0); shift < 64; shift += 8 {
+			if (diff>>shift)&0xff == 0 {
+				continue
+			}
+			var count [257]int
+			for k := range buf {
+				w := buf[k].lo
+				if word == 0 {
+					w = buf[k].hi
+				}
+				count[(w>>shift)&0xff+1]++
+			}
+			for b := 1; b < 257; b++ {
+				count[b] += count[b-1]
+			}
+			for k := range buf {
+				w := buf[k].lo
+				if word == 0 {
+					w = buf[k].hi
+				}
+				b := (w >> shift) & 0xff
+				tmp[count[b]] = buf[k]
+				count[b]++
+			}
+			buf, tmp = tmp, buf
+		}
+	}
+	return buf
+}
+
+// prefixWord returns bytes [8d, 8d+8) of k as a big-endian number, zero-padded.
+func prefixWord(k []byte, d int) uint64 {
+	off := d * 8
+	if off+8 <= len(k) {
+		return binary.BigEndian.Uint64(k[off:])
+	}
+	var b [8]byte
+	if off < len(k) {
+		copy(b[:], k[off:])
+	}
+	return binary.BigEndian.Uint64(b[:])
 }

@@ -42,10 +42,18 @@ type Spec[T any] struct {
 	// and must agree with Compare. It lets the writer group rows in linear time instead of sorting
 	// them: rows arrive in time order, so each group is then already in Compare order.
 	Cluster func(*T) (string, string)
+	// Refine, when set, reorders the rows of one cluster instead of Compare: idx holds their
+	// indexes in rows, in the order they were added. It is for order that serves compression, not
+	// readers (raw/: payloads that share leading bytes next to each other), so SortedBy names only
+	// the cluster's columns.
+	Refine func(rows []T, idx []int32)
 	// Seq numbers a file after its first row: part-<Seq, 20 digits>-<uuid>.parquet.
 	Seq func(*T) int64
 	// Size estimates the memory a buffered row holds, for Writer.Buffered.
 	Size func(*T) int64
+	// Level is the zstd level of the table's files when lake.compression_level is auto: fastest,
+	// default, better or best ("" is default).
+	Level string
 }
 
 // Partition column names.
@@ -59,14 +67,22 @@ const (
 	microsPerDay  = 24 * microsPerHour
 )
 
-// RawSpec is raw/: every envelope, partitioned by the hour it was received, in ingest order.
+// RawSpec is raw/: every envelope, partitioned by the hour it was received, sorted by topic, and
+// within a topic grouped by payload prefix (see groupByPrefix): the messages of one sensor end up next
+// to each other, in the order they arrived, so DELTA_BYTE_ARRAY and zstd find what they share.
 func RawSpec() Spec[RawRow] {
 	return Spec[RawRow]{
 		Name: "raw", Description: "sluice bronze: every message as received, payload bytes untouched",
 		Partitioning: ByHour, Time: func(r *RawRow) int64 { return r.ReceivedAt },
-		Compare:  func(a, b *RawRow) int { return cmp.Compare(a.IngestID, b.IngestID) },
-		SortedBy: []string{"ingest_id"},
-		Seq:      func(r *RawRow) int64 { return r.IngestID },
+		SortedBy: []string{"topic"},
+		Cluster:  func(r *RawRow) (string, string) { return r.Topic, "" },
+		Refine: func(rows []RawRow, idx []int32) {
+			groupByPrefix(rows, idx, func(r *RawRow) []byte { return r.Payload })
+		},
+		Seq: func(r *RawRow) int64 { return r.IngestID },
+		// Measured on the simulator's payloads, 100 to 10,000 sensors (bench storage section): the
+		// grouped payloads compress to within 0.1 byte a row of zstd's default level.
+		Level: "fastest",
 		Size: func(r *RawRow) int64 {
 			return int64(unsafe.Sizeof(*r)) + int64(len(r.Source)+len(r.Topic)+len(r.Payload))
 		},

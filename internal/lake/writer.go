@@ -25,7 +25,7 @@ type Writer[T any] struct {
 	pqOpts []parquet.WriterOption
 	stats  []statColumn
 	now    func() time.Time
-	chunk  []T // rows gathered for one Parquet write
+	chunk  []T // rows gathered for one Parquet write (used by the committing goroutine)
 
 	rows   []T
 	bytes  int64
@@ -34,9 +34,16 @@ type Writer[T any] struct {
 
 	// pending are the files a failed Commit wrote; a retry with the same rows (same gen) commits them
 	// instead of writing them again.
-	pending    []delta.Action
+	pending    files
 	pendingGen uint64
-	pendingOK  bool
+
+	lastSealed int // rows in the last sealed Batch
+}
+
+// files are the data files written for a set of rows, not yet committed.
+type files struct {
+	adds []delta.Action
+	ok   bool
 }
 
 // NewWriter opens table spec.Name of lk, creating it (version 0: protocol and metaData) if absent,
@@ -88,10 +95,32 @@ func NewWriter[T any](ctx context.Context, lk *Lake, spec Spec[T], cfg Config) (
 func (w *Writer[T]) Add(row T) {
 	if len(w.rows) == 0 {
 		w.oldest = w.now()
+		if cap(w.rows) == 0 && w.lastSealed > 0 {
+			// After a Seal: start at a quarter of the last batch rather than from nothing (fewer
+			// copies as it grows), but not at its full size: the sealed batch's buffer is freed
+			// once it is committed, so at most one full buffer is alive.
+			w.rows = make([]T, 0, w.lastSealed/4)
+		}
+	}
+	if len(w.rows) == cap(w.rows) {
+		w.grow()
 	}
 	w.rows = append(w.rows, row)
 	w.bytes += w.spec.Size(&w.rows[len(w.rows)-1]) // not &row: that would move every row to the heap
 	w.gen++
+}
+
+// grow makes room for more rows: it doubles the buffer (append would grow a large one by a quarter
+// at a time, copying it five times over on the way to a million rows), but not far past
+// lake.flush_rows, where the stage commits (it checks after each batch of records, so the buffer
+// may pass the limit by a little).
+func (w *Writer[T]) grow() {
+	n := len(w.rows)
+	want := max(2*n, 1024)
+	if limit := w.cfg.FlushRows + w.cfg.FlushRows/8; w.cfg.FlushRows > 0 && n < limit && want > limit {
+		want = limit
+	}
+	w.rows = slices.Grow(w.rows, want-n)
 }
 
 // Buffered reports the rows buffered since the last successful Commit, their estimated memory, and
@@ -121,10 +150,77 @@ func (w *Writer[T]) TxnVersion(ctx context.Context, appID string) (version int64
 // On error the rows stay buffered (and files already written are reused) for a retry with the same
 // appID and version. On success the buffer is empty and the rows' memory may be reused.
 func (w *Writer[T]) Commit(ctx context.Context, appID string, version int64) (int64, error) {
+	if w.pendingGen != w.gen {
+		w.pending = files{} // rows were added since the failed attempt: write them all again
+	}
+	v, err := w.commitRows(ctx, w.rows, &w.pending, appID, version)
+	w.pendingGen = w.gen
+	if err != nil {
+		return -1, err
+	}
+	w.reset()
+	return v, nil
+}
+
+// Batch is the rows a Writer buffered, taken out of it by Seal to be committed later, possibly on
+// another goroutine, while the Writer buffers the next rows.
+type Batch[T any] struct {
+	w       *Writer[T]
+	rows    []T
+	bytes   int64
+	pending files
+	version int64 // table version once committed
+	done    bool
+}
+
+// Seal takes the buffered rows out of the Writer as a Batch and leaves the Writer's buffer empty,
+// ready for the next Adds. Files a failed Commit of the Writer wrote for those rows go with them.
+// Like Add, Seal is called by the Writer's goroutine.
+func (w *Writer[T]) Seal() *Batch[T] {
+	b := &Batch[T]{w: w, rows: w.rows, bytes: w.bytes}
+	w.lastSealed = len(w.rows)
+	if w.pendingGen == w.gen {
+		b.pending = w.pending
+	}
+	w.rows = nil
+	w.bytes, w.oldest = 0, time.Time{}
+	w.pending = files{}
+	w.gen++
+	w.pendingGen = w.gen
+	return b
+}
+
+// Len returns the batch's rows and their estimated memory.
+func (b *Batch[T]) Len() (rows int, bytes int64) { return len(b.rows), b.bytes }
+
+// Commit makes the batch's rows part of the table with the txn (appID, version), as Writer.Commit
+// does for the buffered rows, and returns the table version. On error it may be called again, with
+// the same appID and version (files already written are reused); once it succeeded, it returns the
+// same version without doing anything.
+//
+// A Writer's batches must be committed one at a time, in the order they were sealed, and not while
+// the Writer's goroutine calls Commit or TxnVersion (they share the table's log state); Add, Buffered
+// and Seal may run meanwhile.
+func (b *Batch[T]) Commit(ctx context.Context, appID string, version int64) (int64, error) {
+	if b.done {
+		return b.version, nil
+	}
+	v, err := b.w.commitRows(ctx, b.rows, &b.pending, appID, version)
+	if err != nil {
+		return -1, err
+	}
+	b.version, b.done = v, true
+	b.rows, b.pending = nil, files{} // let the rows and what they reference go
+	return v, nil
+}
+
+// commitRows commits rows with the txn (appID, version): the body of Writer.Commit and Batch.Commit.
+// fs holds the files already written for rows by a failed attempt, and receives them.
+func (w *Writer[T]) commitRows(ctx context.Context, rows []T, fs *files, appID string, version int64) (int64, error) {
 	start := w.now()
 	name := w.spec.Name
 	conflicts := w.table.Conflicts()
-	v, err := w.commit(ctx, appID, version)
+	v, err := w.commit(ctx, rows, fs, appID, version)
 	w.lk.m.conflicts.WithLabelValues(name).Add(float64(w.table.Conflicts() - conflicts))
 	w.lk.m.version.WithLabelValues(name).Set(float64(w.table.Snapshot().Version()))
 	if err != nil {
@@ -135,28 +231,27 @@ func (w *Writer[T]) Commit(ctx context.Context, appID string, version int64) (in
 	return v, nil
 }
 
-func (w *Writer[T]) commit(ctx context.Context, appID string, version int64) (int64, error) {
+func (w *Writer[T]) commit(ctx context.Context, rows []T, fs *files, appID string, version int64) (int64, error) {
 	if _, err := w.table.Update(ctx); err != nil {
 		return -1, err
 	}
 	if st, ok := w.table.Snapshot().Txn(appID); ok && st.Version >= version {
-		if len(w.rows) > 0 {
+		if len(rows) > 0 {
 			w.lk.logger.Info("lake commit already in the log; dropping the buffered rows as a repeat",
-				"table", w.spec.Name, "app_id", appID, "version", version, "logged_version", st.Version, "table_version", st.CommitVersion, "rows", len(w.rows))
+				"table", w.spec.Name, "app_id", appID, "version", version, "logged_version", st.Version, "table_version", st.CommitVersion, "rows", len(rows))
 		}
 		w.lk.m.landed.WithLabelValues(w.spec.Name).Inc()
-		w.reset()
 		return st.CommitVersion, nil
 	}
 	now := w.now()
-	adds := w.pending
-	if !w.pendingOK || w.pendingGen != w.gen {
-		var err error
-		if adds, err = w.writeFiles(ctx, now.UnixMilli()); err != nil {
+	if !fs.ok {
+		adds, err := w.writeFiles(ctx, rows, now.UnixMilli())
+		if err != nil {
 			return -1, err
 		}
-		w.pending, w.pendingGen, w.pendingOK = adds, w.gen, true
+		*fs = files{adds: adds, ok: true}
 	}
+	adds := fs.adds
 	lu := now.UnixMilli()
 	actions := append(slices.Clip(adds), delta.Action{Txn: &delta.Txn{AppID: appID, Version: version, LastUpdated: &lu}})
 	var size int64
@@ -168,7 +263,7 @@ func (w *Writer[T]) commit(ctx context.Context, appID string, version int64) (in
 		Params: map[string]string{"outputMode": "Append", "queryId": appID, "epochId": delta.Itoa(version)},
 		Metrics: map[string]string{
 			"numAddedFiles": delta.Itoa(int64(len(adds))), "numRemovedFiles": "0",
-			"numOutputRows": delta.Itoa(int64(len(w.rows))), "numOutputBytes": delta.Itoa(size),
+			"numOutputRows": delta.Itoa(int64(len(rows))), "numOutputBytes": delta.Itoa(size),
 		},
 	})
 	if err != nil {
@@ -176,10 +271,9 @@ func (w *Writer[T]) commit(ctx context.Context, appID string, version int64) (in
 	}
 	name := w.spec.Name
 	w.lk.m.commits.WithLabelValues(name).Inc()
-	w.lk.m.rows.WithLabelValues(name).Add(float64(len(w.rows)))
+	w.lk.m.rows.WithLabelValues(name).Add(float64(len(rows)))
 	w.lk.m.files.WithLabelValues(name).Add(float64(len(adds)))
 	w.lk.m.bytes.WithLabelValues(name).Add(float64(size))
-	w.reset()
 	return v, nil
 }
 
@@ -191,14 +285,16 @@ func (w *Writer[T]) reset() {
 	}
 	w.rows = w.rows[:0]
 	w.bytes, w.oldest = 0, time.Time{}
-	w.pending, w.pendingOK = nil, false
+	w.pending = files{}
+	w.gen++
+	w.pendingGen = w.gen
 }
 
-// writeFiles writes the buffered rows, one file per partition, each in the spec's order, and returns
+// writeFiles writes rows, one file per partition, each in the spec's order, and returns
 // their add actions. On error it removes the files it wrote (they are not in the log: removing them
 // only saves space).
-func (w *Writer[T]) writeFiles(ctx context.Context, now int64) ([]delta.Action, error) {
-	parts, perm := order(&w.spec, w.rows)
+func (w *Writer[T]) writeFiles(ctx context.Context, rows []T, now int64) ([]delta.Action, error) {
+	parts, perm := order(&w.spec, rows)
 	var adds []delta.Action
 	for _, part := range parts {
 		dir, pv := w.spec.Partitioning.dir(part.key)
@@ -206,7 +302,7 @@ func (w *Writer[T]) writeFiles(ctx context.Context, now int64) ([]delta.Action, 
 		if perm != nil {
 			idx = perm[part.lo:part.hi]
 		}
-		add, err := w.writeFile(ctx, dir, pv, w.rows[part.lo:part.hi], idx, now)
+		add, err := w.writeFile(ctx, dir, pv, rows, part.lo, part.hi, idx, now)
 		if err != nil {
 			for _, a := range adds {
 				p, _ := delta.UnescapePath(a.Add.Path)
