@@ -80,12 +80,16 @@ func (a *Archiver) Due(now time.Time) bool {
 	return a.policy.due(rows, bytes, a.since, now)
 }
 
-// Commit implements Stage.
-func (a *Archiver) Commit(ctx context.Context, p int32, last int64) error {
-	if _, err := a.raw.Commit(ctx, appID(ArchiverName, p), last); err != nil {
-		return fmt.Errorf("archiver commit raw up to offset %d: %w", last, err)
-	}
-	a.arena.reset()
+// Seal implements Stage.
+func (a *Archiver) Seal(p int32, last int64) CommitFunc {
+	b := a.raw.Seal()
+	a.arena.reset() // the sealed rows keep their chunks
 	a.since = time.Time{}
-	return nil
+	app := appID(ArchiverName, p)
+	return func(ctx context.Context) error {
+		if _, err := b.Commit(ctx, app, last); err != nil {
+			return fmt.Errorf("archiver commit raw up to offset %d: %w", last, err)
+		}
+		return nil
+	}
 }

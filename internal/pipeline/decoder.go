@@ -77,7 +77,9 @@ func NewDecoder(ctx context.Context, lk *lake.Lake, lcfg lake.Config, dcfg decod
 
 // HotSink receives the readings the decoder has processed but not yet committed, and hears of each
 // commit of readings/, so SQL sees readings before their file lands (package query implements it).
-// Both are called from the decoder's goroutine; rows is reused after AddReadings returns (copy it).
+// AddReadings is called from the decoder's goroutine (rows is reused after it returns: copy it);
+// CommittedReadings from the decoder's commit goroutine, after the commit is durable, possibly while
+// AddReadings runs with rows past last: implementations must be safe for that.
 type HotSink interface {
 	AddReadings(partition int32, rows []lake.ReadingRow)
 	CommittedReadings(ctx context.Context, partition int32, last int64)
@@ -233,25 +235,34 @@ func (d *Decoder) Due(now time.Time) bool {
 	return d.policy.due(rr+qr, rb+qb, d.since, now)
 }
 
-// Commit implements Stage.
-func (d *Decoder) Commit(ctx context.Context, p int32, last int64) error {
+// Seal implements Stage. The commit writes quarantine/ first (when it has rows), then readings/,
+// then tells the hot sink.
+func (d *Decoder) Seal(p int32, last int64) CommitFunc {
 	app := appID(DecoderName, p)
-	if rows, _, _ := d.quarantine.Buffered(); rows > 0 && d.quarantineTxn[p] < last {
-		if _, err := d.quarantine.Commit(ctx, app, last); err != nil {
-			return fmt.Errorf("decoder commit quarantine up to offset %d: %w", last, err)
-		}
-		d.quarantineTxn[p] = last
+	var qb *lake.Batch[lake.QuarantineRow]
+	if rows, _, _ := d.quarantine.Buffered(); rows > 0 {
+		// Rows are only buffered for offsets past the quarantine's txn version (see Process), so
+		// this commit moves it forward.
+		qb = d.quarantine.Seal()
 	}
-	if _, err := d.readings.Commit(ctx, app, last); err != nil {
-		return fmt.Errorf("decoder commit readings up to offset %d: %w", last, err)
-	}
-	d.readingsTxn[p] = last
-	if d.hot != nil {
-		d.hot.CommittedReadings(ctx, p, last)
-	}
-	d.arena.reset()
+	rb := d.readings.Seal()
+	d.arena.reset() // the sealed rows keep their chunks
 	d.since = time.Time{}
-	return nil
+	hot := d.hot
+	return func(ctx context.Context) error {
+		if qb != nil {
+			if _, err := qb.Commit(ctx, app, last); err != nil { // a no-op once it succeeded
+				return fmt.Errorf("decoder commit quarantine up to offset %d: %w", last, err)
+			}
+		}
+		if _, err := rb.Commit(ctx, app, last); err != nil {
+			return fmt.Errorf("decoder commit readings up to offset %d: %w", last, err)
+		}
+		if hot != nil {
+			hot.CommittedReadings(ctx, p, last)
+		}
+		return nil
+	}
 }
 
 type decoderMetrics struct {

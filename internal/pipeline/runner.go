@@ -13,7 +13,8 @@ import (
 )
 
 // Stage turns log records into output and commits that output with the offsets it covers.
-// All methods are called from the runner's goroutine.
+// Resume, Process, Due and Seal are called from the runner's goroutine; the CommitFunc Seal returns
+// runs on the runner's commit goroutine, possibly while Process handles later records.
 type Stage interface {
 	// Resume returns the next offset to read on partition p: the last offset its committed output
 	// covers, plus one (0 when nothing was committed).
@@ -22,10 +23,15 @@ type Stage interface {
 	Process(ctx context.Context, recs []slog2.Record) error
 	// Due reports whether buffered output should be committed now (rows, bytes or age).
 	Due(now time.Time) bool
-	// Commit makes everything processed on partition p, up to and including offset last, durable
-	// and visible. It is called with the same last again after a failure.
-	Commit(ctx context.Context, p int32, last int64) error
+	// Seal takes everything processed so far out of the stage's buffers (the stage goes on into
+	// fresh ones) and returns the function that makes it durable and visible, covering partition p up
+	// to and including offset last. The function is called again after a failure, and must then
+	// commit the same output with the same offsets.
+	Seal(p int32, last int64) CommitFunc
 }
+
+// CommitFunc commits output a Stage sealed; see Stage.Seal.
+type CommitFunc func(ctx context.Context) error
 
 // Runner runs one stage as one consumer group of a log.
 type Runner struct {
@@ -43,8 +49,25 @@ type Runner struct {
 	consumer  slog2.Consumer
 	processed map[int32]int64 // last offset processed, per partition
 	committed map[int32]int64 // last offset committed, per partition
+	job       *commitJob      // sealed output being committed (or whose commit gave up); nil when none
+	commitCtx context.Context // the commit goroutine's context: outlives Run's until Run returns
 	drain     chan struct{}
 	caught    chan struct{}
+}
+
+// commitJob is output sealed for every partition with uncommitted records, committed in order on the
+// commit goroutine.
+type commitJob struct {
+	parts []sealedPart
+	done  chan struct{} // closed when the goroutine returns
+	err   error         // why it gave up (its context ended); set before done is closed
+}
+
+type sealedPart struct {
+	p      int32
+	last   int64
+	commit CommitFunc
+	ok     bool
 }
 
 // NewRunner registers the consumer group name on l at once (so the log keeps what the stage has not
@@ -77,13 +100,21 @@ func (r *Runner) Drain() {
 
 // Run fetches, processes and commits until ctx is done (it then commits what it processed and returns
 // ctx's error) or, after Drain, until the log is read to its end (it then commits and returns nil).
+// Either way it returns after every commit it started has ended.
 func (r *Runner) Run(ctx context.Context) (err error) {
+	commitCtx, stopCommits := context.WithCancel(context.WithoutCancel(ctx))
+	r.commitCtx = commitCtx
 	defer func() {
-		// Close commits through Revoked; it must outlive ctx.
+		// Close waits for the commit in flight and commits the rest through Revoked; it must outlive
+		// ctx.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
 		if cerr := r.consumer.Close(cctx); cerr != nil && err == nil {
 			err = cerr
+		}
+		stopCommits()
+		if r.job != nil {
+			<-r.job.done // it gave up (Close timed out): the log keeps its records for the next start
 		}
 	}()
 	draining := false
@@ -122,62 +153,128 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 			}
 			r.m.records.Add(float64(len(recs)))
 		}
+		if err := r.finish(ctx, false); err != nil {
+			return err
+		}
 		if r.stage.Due(time.Now()) {
-			if err := r.commitAll(ctx); err != nil {
+			if err := r.startCommit(ctx); err != nil {
 				return err
 			}
 		}
 	}
 }
 
-// commitAll commits every partition with unprocessed output, retrying failures with backoff until
-// they succeed or ctx is done.
-func (r *Runner) commitAll(ctx context.Context) error {
+// startCommit waits for the commit in flight, then seals the stage's output for every partition
+// with uncommitted records and commits it on the commit goroutine.
+func (r *Runner) startCommit(ctx context.Context) error {
+	if err := r.finish(ctx, true); err != nil {
+		return err
+	}
+	j := &commitJob{done: make(chan struct{})}
 	for p, last := range r.processed {
-		if err := r.commit(ctx, p, last); err != nil {
-			return err
+		if c, ok := r.committed[p]; ok && c >= last {
+			continue
 		}
+		j.parts = append(j.parts, sealedPart{p: p, last: last, commit: r.stage.Seal(p, last)})
+	}
+	if len(j.parts) == 0 {
+		return nil
+	}
+	r.job = j
+	ctx = r.commitCtx
+	go func() {
+		defer close(j.done)
+		for i := range j.parts {
+			if err := r.retry(ctx, &j.parts[i]); err != nil {
+				j.err = err
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+// finish takes the result of the commit in flight: with wait, it waits for it (or ctx); without, it
+// returns at once if the commit has not ended. A commit that gave up is retried here, in order,
+// before anything sealed later. Once the output is durable, the log hears of it.
+func (r *Runner) finish(ctx context.Context, wait bool) error {
+	j := r.job
+	if j == nil {
+		return nil
+	}
+	if wait {
+		select {
+		case <-j.done:
+		case <-ctx.Done():
+			return fmt.Errorf("stage %s: waiting for the commit in flight: %w", r.name, ctx.Err())
+		}
+	} else {
+		select {
+		case <-j.done:
+		default:
+			return nil
+		}
+	}
+	if j.err != nil {
+		if !wait {
+			return nil
+		}
+		for i := range j.parts {
+			if err := r.retry(ctx, &j.parts[i]); err != nil {
+				return err
+			}
+		}
+	}
+	r.job = nil
+	for _, sp := range j.parts {
+		r.committed[sp.p] = sp.last
+		r.consumer.Committed(sp.p, sp.last)
 	}
 	return nil
 }
 
-func (r *Runner) commit(ctx context.Context, p int32, last int64) error {
-	if c, ok := r.committed[p]; ok && c >= last {
+// retry calls sp's commit until it succeeds (backing off between failures) or ctx is done.
+func (r *Runner) retry(ctx context.Context, sp *sealedPart) error {
+	if sp.ok {
 		return nil
 	}
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
-		err := r.stage.Commit(ctx, p, last)
+		err := sp.commit(ctx)
 		if err == nil {
 			r.m.commitSeconds.Observe(time.Since(start).Seconds())
 			r.m.commits.Inc()
-			r.m.committedOffset.Set(float64(last))
-			r.committed[p] = last
-			r.consumer.Committed(p, last)
+			r.m.committedOffset.Set(float64(sp.last))
+			sp.ok = true
 			if attempt > 1 {
-				r.logger.Info("commit succeeded after retries", "partition", p, "offset", last, "attempts", attempt)
+				r.logger.Info("commit succeeded after retries", "partition", sp.p, "offset", sp.last, "attempts", attempt)
 				r.m.failing.Set(0)
 			}
 			return nil
 		}
 		r.m.commitErrors.Inc()
 		r.m.failing.Set(1)
-		r.logger.Warn("commit failed; holding the log and retrying (backpressure)", "partition", p, "offset", last, "attempt", attempt, "retry_in", backoff, "err", err)
+		r.logger.Warn("commit failed; holding the log and retrying (backpressure)", "partition", sp.p, "offset", sp.last, "attempt", attempt, "retry_in", backoff, "err", err)
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("stage %s: commit offset %d: %w (last error: %v)", r.name, last, ctx.Err(), err)
+			return fmt.Errorf("stage %s: commit offset %d: %w (last error: %v)", r.name, sp.last, ctx.Err(), err)
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 10*time.Second)
 	}
 }
 
-// handler adapts the runner to log.Handler; its methods run inside Fetch and Close.
+// handler adapts the runner to log.Handler; its methods run inside Fetch and Close, on the runner's
+// goroutine.
 type handler Runner
 
 func (h *handler) Assigned(ctx context.Context, p int32) (int64, error) {
 	r := (*Runner)(h)
+	// Resume reads the lake's log, which the commit in flight writes to.
+	if err := r.finish(ctx, true); err != nil {
+		return 0, fmt.Errorf("stage %s: resume partition %d: %w", r.name, p, err)
+	}
 	next, err := r.stage.Resume(ctx, p)
 	if err != nil {
 		return 0, fmt.Errorf("stage %s: resume partition %d: %w", r.name, p, err)
@@ -189,13 +286,21 @@ func (h *handler) Assigned(ctx context.Context, p int32) (int64, error) {
 
 func (h *handler) Revoked(ctx context.Context, p int32) error {
 	r := (*Runner)(h)
+	if err := r.finish(ctx, true); err != nil {
+		return err
+	}
 	last, ok := r.processed[p]
 	if !ok || last <= r.committed[p] {
 		return nil
 	}
-	err := r.commit(ctx, p, last)
+	sp := sealedPart{p: p, last: last, commit: r.stage.Seal(p, last)}
+	if err := r.retry(ctx, &sp); err != nil {
+		return err
+	}
+	r.committed[p] = last
+	r.consumer.Committed(p, last)
 	delete(r.processed, p)
-	return err
+	return nil
 }
 
 type runnerMetrics struct {

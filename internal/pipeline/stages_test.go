@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +24,9 @@ type stagesRig struct {
 	log *memlog.Log
 	lk  *lake.Lake
 	reg *sensor.Registry
+
+	flushRows int     // lake.flush_rows (0: the default)
+	hot       HotSink // the decoder's hot sink (nil: none)
 }
 
 func newRig(t *testing.T) *stagesRig {
@@ -54,6 +58,9 @@ func (r *stagesRig) run() {
 	r.t.Helper()
 	ctx := context.Background()
 	cfg := lake.DefaultConfig()
+	if r.flushRows > 0 {
+		cfg.FlushRows = r.flushRows
+	}
 	arch, err := NewArchiver(ctx, r.lk, cfg)
 	if err != nil {
 		r.t.Fatal(err)
@@ -63,6 +70,9 @@ func (r *stagesRig) run() {
 	dec, err := NewDecoder(ctx, r.lk, cfg, dcfg, r.reg, DefaultDedupConfig(), nil)
 	if err != nil {
 		r.t.Fatal(err)
+	}
+	if r.hot != nil {
+		dec.SetHot(r.hot)
 	}
 	// Both groups are registered before either runs, as in the app: the log keeps what either needs.
 	var runners []*Runner
@@ -209,5 +219,77 @@ func TestDecoderRecognisesRedeliveryAfterRestart(t *testing.T) {
 	}
 	if n := len(readTable[rawOut](t, r.lk, "raw")); n != 3 {
 		t.Fatalf("raw holds %d rows, want every one of the 3 messages", n)
+	}
+}
+
+// recordingHot is a hot sink that records what it is told, as the query engine would hold it.
+type recordingHot struct {
+	mu        sync.Mutex
+	added     map[int64]int // ingest id -> readings added
+	committed []int64       // every CommittedReadings offset, in order
+}
+
+func (h *recordingHot) AddReadings(p int32, rows []lake.ReadingRow) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range rows {
+		h.added[r.IngestID]++
+	}
+}
+
+func (h *recordingHot) CommittedReadings(ctx context.Context, p int32, last int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.committed = append(h.committed, last)
+}
+
+// TestStagesCommitWhileProcessing: with commits due every 500 rows, both stages commit on their commit
+// goroutines while processing on; every message lands once in raw/, every reading once in readings/,
+// each commit of readings/ is reported to the hot sink in order, and a restart adds nothing.
+func TestStagesCommitWhileProcessing(t *testing.T) {
+	r := newRig(t)
+	r.flushRows = 500
+	hot := &recordingHot{added: map[int64]int{}}
+	r.hot = hot
+	const n = 20_000 // five fetches of at most memlog.MaxBatch records, each one due
+	for i := range n {
+		r.publish("sensors", fmt.Sprintf(`{"sensor_id":"s%d","timestamp":%d,"value":%d}`, i%7, 1795946400000+int64(i), i))
+	}
+	r.run()
+	raw := readTable[rawOut](t, r.lk, "raw")
+	got := readTable[readingOut](t, r.lk, "readings")
+	if len(raw) != n || len(got) != n {
+		t.Fatalf("raw holds %d rows, readings %d; want %d of each", len(raw), len(got), n)
+	}
+	seen := map[int64]bool{}
+	for _, g := range got {
+		if seen[g.IngestID] || g.Value != float64(g.IngestID) {
+			t.Fatalf("reading %+v repeated or wrong", g)
+		}
+		seen[g.IngestID] = true
+	}
+	_, version, err := r.lk.Files(context.Background(), "readings")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if version < 5 {
+		t.Fatalf("readings/ is at version %d: want a commit per fetch of the %d rows", version, n)
+	}
+	hot.mu.Lock()
+	defer hot.mu.Unlock()
+	if len(hot.added) != n {
+		t.Fatalf("the hot sink got %d distinct readings, want %d", len(hot.added), n)
+	}
+	for id, c := range hot.added {
+		if c != 1 {
+			t.Fatalf("the hot sink got reading %d %d times", id, c)
+		}
+	}
+	if !slices.IsSorted(hot.committed) || len(hot.committed) < 5 || hot.committed[len(hot.committed)-1] != n-1 {
+		t.Fatalf("hot sink commits %v: want at least 5, increasing, ending at %d", hot.committed, n-1)
+	}
+	r.run()
+	if m := len(readTable[readingOut](t, r.lk, "readings")); m != n {
+		t.Fatalf("after a restart readings holds %d rows, want %d", m, n)
 	}
 }
