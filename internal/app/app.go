@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -84,6 +85,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data_dir: %w", err)
 	}
+	defer a.applyMemoryLimit(cfg.Runtime)()
 	var closers []func() error // run in reverse on the way out
 	defer func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -380,6 +382,20 @@ func (a *App) Run(ctx context.Context) (err error) {
 		a.logger.Info("stopped cleanly")
 	}
 	return runErr
+}
+
+// applyMemoryLimit sets the Go runtime's soft memory limit from cfg, unless GOMEMLIMIT is set, and
+// returns the function that restores the previous one.
+func (a *App) applyMemoryLimit(cfg RuntimeConfig) func() {
+	if env := os.Getenv("GOMEMLIMIT"); env != "" {
+		a.logger.Info("runtime.memory_limit left to the GOMEMLIMIT environment variable", "GOMEMLIMIT", env)
+		return func() {}
+	}
+	if cfg.MemoryLimit <= 0 {
+		return func() {}
+	}
+	prev := debug.SetMemoryLimit(int64(cfg.MemoryLimit))
+	return func() { debug.SetMemoryLimit(prev) }
 }
 
 // freeIfTaken returns addr, or a free port on the same host when addr is the default and another

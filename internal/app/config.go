@@ -22,6 +22,7 @@ import (
 type Config struct {
 	DataDir  string               `yaml:"data_dir" doc:"Directory for the local log and, unless lake.url says otherwise, the lake (./sluice-data: wal/ and lake/ inside)."`
 	Logging  LoggingConfig        `yaml:"logging"`
+	Runtime  RuntimeConfig        `yaml:"runtime" doc:"The Go runtime of the sluice process."`
 	MQTT     mqtt.Config          `yaml:"mqtt" doc:"External MQTT broker to subscribe to. When mqtt.broker is empty, sluice runs its embedded broker (section broker) instead."`
 	Broker   broker.Config        `yaml:"broker" doc:"The embedded MQTT broker, used when mqtt.broker is empty."`
 	WAL      wal.Config           `yaml:"wal" doc:"The durable local log every message is appended to before it is acknowledged."`
@@ -38,6 +39,18 @@ type Config struct {
 type LoggingConfig struct {
 	Level  string `yaml:"level" doc:"debug, info, warn or error."`
 	Format string `yaml:"format" doc:"text or json."`
+}
+
+// RuntimeConfig tunes the Go runtime sluice runs on.
+type RuntimeConfig struct {
+	MemoryLimit config.Bytes `yaml:"memory_limit" doc:"Soft limit on the memory the Go runtime holds (runtime/debug.SetMemoryLimit): near it the garbage collector runs more often, so the heap does not grow to twice what is live. 0 turns it off. The GOMEMLIMIT environment variable, when set, wins. DuckDB's memory (query.memory_limit) is not part of it; a limit below what sluice keeps live (buffered rows: lake.flush_rows, lake.flush_bytes; dedup.max_keys) costs CPU in garbage collection and does not lower memory further."`
+}
+
+// Validate implements config.Validator.
+func (c RuntimeConfig) Validate() config.Errors {
+	var es config.Errors
+	es.Check(c.MemoryLimit == 0 || c.MemoryLimit >= 32<<20, "memory_limit", fmt.Sprintf("%s is below 32MiB", c.MemoryLimit), "use 0 (no limit) or a size such as 200MiB")
+	return es
 }
 
 // Validate implements config.Validator.
@@ -58,6 +71,7 @@ func DefaultConfig() Config {
 	return Config{
 		DataDir:  "./sluice-data",
 		Logging:  LoggingConfig{Level: "info", Format: "text"},
+		Runtime:  RuntimeConfig{MemoryLimit: 200 << 20},
 		MQTT:     mqtt.DefaultConfig(),
 		Broker:   broker.DefaultConfig(),
 		WAL:      wal.DefaultConfig(),
