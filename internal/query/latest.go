@@ -87,7 +87,7 @@ func (e *Engine) indexOnce(ctx context.Context) (int, error) {
 	scan := "CREATE OR REPLACE TEMP TABLE latest_batch AS SELECT sensor_id, metric, last.ts AS ts, last.value AS value, last.unit AS unit, last.received_at AS received_at " +
 		"FROM (SELECT sensor_id, metric, max_by({'ts': ts, 'value': value, 'unit': unit, 'received_at': received_at}, ts) AS last FROM " +
 		parquetScan(batch, nil, nil) + " GROUP BY sensor_id, metric)"
-	lowPriority(e.cfg.Nice, func() { _, err = conn.ExecContext(ctx, scan) })
+	_, err = conn.ExecContext(ctx, scan)
 	if err != nil {
 		return 0, fmt.Errorf("scan %d files: %w", len(batch), err)
 	}

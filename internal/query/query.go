@@ -253,7 +253,7 @@ func (p *Prepared) Run(args []any, maxRows int, fn func(*Rows) error) error {
 		}
 		var dr driver.Rows
 		var err error
-		lowPriority(e.cfg.Nice, func() { dr, err = p.stmt.QueryContext(p.ctx, named) })
+		dr, err = p.stmt.QueryContext(p.ctx, named)
 		if err != nil {
 			_, _ = c.ExecContext(context.WithoutCancel(p.ctx), "ROLLBACK", nil)
 			qe = classify(err, p.q, p.ctx)
