@@ -232,10 +232,15 @@ func TestRunnerCommitsOffTheStageGoroutine(t *testing.T) {
 		defer st.mu.Unlock()
 		return st.inCommit == 1
 	}, "the first commit did not start")
-	// The first commit (offsets 0-99) is held: records keep being processed meanwhile.
-	appendN(t, l, 100, 250)
-	testkit.Eventually(t, 5*time.Second, func() bool { return testutil.ToFloat64(r.m.records) == 350 },
-		"records were not processed while a commit was in flight (processed %v)", testutil.ToFloat64(r.m.records))
+	// The first commit (offsets 0-99) is held: records keep being processed meanwhile (fewer than
+	// dueRows, so no second commit falls due however the log splits them into fetches).
+	appendN(t, l, 100, 90)
+	testkit.Eventually(t, 5*time.Second, func() bool { return testutil.ToFloat64(r.m.records) == 190 },
+		"records were not processed while a commit was in flight")
+	// Now a second commit falls due: it waits for the first, and the stage with it.
+	appendN(t, l, 190, 160)
+	testkit.Eventually(t, 5*time.Second, func() bool { return testutil.ToFloat64(r.m.records) >= 200 },
+		"the records making the second commit due were not processed")
 	if _, commits, _ := st.snapshot(); commits != 0 {
 		t.Fatalf("%d commits made while the gate was shut", commits)
 	}
