@@ -124,30 +124,27 @@ func benchCommit[T any](b *testing.B, spec Spec[T], rows []T, cfg Config) {
 	b.ReportMetric(float64(files)/float64(int64(len(rows))*int64(b.N)), "file-bytes/row")
 }
 
-// BenchmarkCommitReadings: Add and Commit 1M random-walk readings (1,000 sensors, two date
-// partitions) to a file:// lake with the default configuration, at each zstd level ("auto" is the
-// default: the table's own level).
-func BenchmarkCommitReadings(b *testing.B) {
-	rows := genReadings(1_000_000, 1000, benchStart)
+// benchCommitLevels runs benchCommit at each zstd level ("auto" is the default: the table's own
+// level).
+func benchCommitLevels[T any](b *testing.B, spec Spec[T], rows []T) {
 	for _, level := range []string{"auto", "fastest", "default", "better"} {
 		b.Run("level="+level, func(b *testing.B) {
 			cfg := DefaultConfig()
 			cfg.CompressionLevel = level
-			benchCommit(b, ReadingsSpec(), rows, cfg)
+			benchCommit(b, spec, rows, cfg)
 		})
 	}
 }
 
+// BenchmarkCommitReadings: Add and Commit 1M random-walk readings (1,000 sensors, two date
+// partitions) to a file:// lake with the default configuration, at each zstd level.
+func BenchmarkCommitReadings(b *testing.B) {
+	benchCommitLevels(b, ReadingsSpec(), genReadings(1_000_000, 1000, benchStart))
+}
+
 // BenchmarkCommitRaw: the same messages as raw/ rows (payload ≈ 150 bytes of JSON).
 func BenchmarkCommitRaw(b *testing.B) {
-	rows := genRaw(1_000_000, 1000, benchStart)
-	for _, level := range []string{"auto", "fastest", "default", "better"} {
-		b.Run("level="+level, func(b *testing.B) {
-			cfg := DefaultConfig()
-			cfg.CompressionLevel = level
-			benchCommit(b, RawSpec(), rows, cfg)
-		})
-	}
+	benchCommitLevels(b, RawSpec(), genRaw(1_000_000, 1000, benchStart))
 }
 
 // BenchmarkEncodings encodes the benchmark data with the chosen column encodings and the
