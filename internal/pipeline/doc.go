@@ -13,10 +13,16 @@
 //
 // # Goroutines
 //
-// One goroutine per stage runs Runner.Run: it fetches, processes, and commits in turn, so a stage's
-// state is touched by that goroutine only. Commits that fail (a full disk, an unreachable bucket) are
-// retried with backoff; meanwhile the stage reads nothing, the log keeps what it has not committed, and
-// once the log is at its size limit sources stop acknowledging: backpressure, never a drop.
+// One goroutine per stage runs Runner.Run: it fetches and processes, so a stage's buffers are touched
+// by that goroutine only. When output is due it seals it (Stage.Seal: the stage goes on into fresh
+// buffers) and a second goroutine, the runner's commit goroutine, writes and commits what was sealed
+// while the stage processes the next records. One commit is in flight at a time; the next seal waits
+// for it, so commits land in offset order and memory holds at most one sealed batch beside the
+// buffers being filled. The log hears of a commit only once it is durable. Commits that fail (a full
+// disk, an unreachable bucket) are retried with backoff, the same rows with the same offsets, before
+// anything sealed later; meanwhile the stage stops at its next seal, the log keeps what it has not
+// committed, and once the log is at its size limit sources stop acknowledging: backpressure, never a
+// drop.
 //
 // It must not touch sources, the broker or the log's files: it sees the log only through package log.
 package pipeline
