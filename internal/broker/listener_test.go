@@ -108,7 +108,7 @@ func TestTakenPort(t *testing.T) {
 // TestTLS publishes over TLS, and with mutual TLS checks that only clients with a certificate from the
 // configured CA get in.
 func TestTLS(t *testing.T) {
-	pki := newTestPKI(t)
+	pki := testkit.NewPKI(t)
 	cases := []struct {
 		name     string
 		mutual   bool
@@ -116,24 +116,24 @@ func TestTLS(t *testing.T) {
 		wantConn bool
 	}{
 		{"server auth", false, nil, true},
-		{"mutual, trusted client", true, &pki.clientCert, true},
+		{"mutual, trusted client", true, &pki.Client, true},
 		{"mutual, no client certificate", true, nil, false},
-		{"mutual, client from another CA", true, &pki.otherClientCert, false},
+		{"mutual, client from another CA", true, &pki.Untrusted, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := testConfig()
 			cfg.Listen = ""
-			cfg.TLS = TLSConfig{Listen: "127.0.0.1:0", CertFile: pki.certFile, KeyFile: pki.keyFile}
+			cfg.TLS = TLSConfig{Listen: "127.0.0.1:0", CertFile: pki.ServerCertFile, KeyFile: pki.ServerKeyFile}
 			if c.mutual {
-				cfg.TLS.ClientCAFile = pki.caFile
+				cfg.TLS.ClientCAFile = pki.CAFile
 			}
 			l := memlog.New()
 			b, _ := startBroker(t, cfg, l)
 			if b.Addr() != nil {
 				t.Fatalf("plain listener at %v although disabled", b.Addr())
 			}
-			tc := &tls.Config{RootCAs: pki.pool, ServerName: "127.0.0.1"}
+			tc := &tls.Config{RootCAs: pki.Pool, ServerName: "127.0.0.1"}
 			if c.cert != nil {
 				tc.Certificates = []tls.Certificate{*c.cert}
 			}
@@ -164,16 +164,16 @@ func TestTLS(t *testing.T) {
 
 // TestTLSConfigErrors: unreadable or wrong TLS files fail New with the key named.
 func TestTLSConfigErrors(t *testing.T) {
-	pki := newTestPKI(t)
+	pki := testkit.NewPKI(t)
 	cases := []struct {
 		name string
 		tls  TLSConfig
 		want string
 	}{
-		{"missing cert", TLSConfig{Listen: "127.0.0.1:0", CertFile: pki.dir + "/nope.pem", KeyFile: pki.keyFile}, "broker.tls.cert_file"},
-		{"key is not a key", TLSConfig{Listen: "127.0.0.1:0", CertFile: pki.certFile, KeyFile: pki.caFile}, "broker.tls.cert_file and key_file"},
-		{"missing CA", TLSConfig{Listen: "127.0.0.1:0", CertFile: pki.certFile, KeyFile: pki.keyFile, ClientCAFile: pki.dir + "/nope.pem"}, "broker.tls.client_ca_file"},
-		{"CA without PEM", TLSConfig{Listen: "127.0.0.1:0", CertFile: pki.certFile, KeyFile: pki.keyFile, ClientCAFile: pki.keyFile}, "holds no PEM certificate"},
+		{"missing cert", TLSConfig{Listen: "127.0.0.1:0", CertFile: pki.Dir + "/nope.pem", KeyFile: pki.ServerKeyFile}, "broker.tls.cert_file"},
+		{"key is not a key", TLSConfig{Listen: "127.0.0.1:0", CertFile: pki.ServerCertFile, KeyFile: pki.CAFile}, "broker.tls.cert_file and key_file"},
+		{"missing CA", TLSConfig{Listen: "127.0.0.1:0", CertFile: pki.ServerCertFile, KeyFile: pki.ServerKeyFile, ClientCAFile: pki.Dir + "/nope.pem"}, "broker.tls.client_ca_file"},
+		{"CA without PEM", TLSConfig{Listen: "127.0.0.1:0", CertFile: pki.ServerCertFile, KeyFile: pki.ServerKeyFile, ClientCAFile: pki.ServerKeyFile}, "holds no PEM certificate"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -282,10 +282,10 @@ func TestAuth(t *testing.T) {
 
 // TestCloseWithSilentConnections: connections that never finish their handshake do not hold Close.
 func TestCloseWithSilentConnections(t *testing.T) {
-	pki := newTestPKI(t)
+	pki := testkit.NewPKI(t)
 	cfg := testConfig()
 	cfg.WebsocketListen = "127.0.0.1:0"
-	cfg.TLS = TLSConfig{Listen: "127.0.0.1:0", CertFile: pki.certFile, KeyFile: pki.keyFile}
+	cfg.TLS = TLSConfig{Listen: "127.0.0.1:0", CertFile: pki.ServerCertFile, KeyFile: pki.ServerKeyFile}
 	b, err := New(cfg, memlog.New(), testLogger(t), nil)
 	if err != nil {
 		t.Fatal(err)

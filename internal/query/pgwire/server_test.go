@@ -2,20 +2,12 @@ package pgwire
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
-	"math/big"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -335,9 +327,8 @@ func TestPSQL(t *testing.T) {
 }
 
 func TestPasswordAndTLS(t *testing.T) {
-	dir := t.TempDir()
-	certFile, keyFile := selfSigned(t, dir)
-	addr, _ := start(t, query.PGWireConfig{Username: "bi", Password: "s3cret", TLSCert: certFile, TLSKey: keyFile})
+	pki := testkit.NewPKI(t)
+	addr, _ := start(t, query.PGWireConfig{Username: "bi", Password: "s3cret", TLSCert: pki.ServerCertFile, TLSKey: pki.ServerKeyFile})
 	if _, err := pgx.Connect(context.Background(), "postgres://bi:wrong@"+addr+"/sluice?sslmode=require"); err == nil || !strings.Contains(err.Error(), "invalid username/password") {
 		t.Fatalf("wrong password: %v", err)
 	}
@@ -358,31 +349,4 @@ func TestPasswordAndTLS(t *testing.T) {
 	if err != nil || strings.TrimSpace(out) != "t" {
 		t.Fatalf("psql over TLS with a password: %q %q %v", out, stderr, err)
 	}
-}
-
-// selfSigned writes a self-signed certificate for 127.0.0.1 and its key, and returns their paths.
-func selfSigned(t *testing.T, dir string) (string, string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"localhost"}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kd, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
 }

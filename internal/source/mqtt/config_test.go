@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluice-project/sluice/internal/config"
 	"github.com/sluice-project/sluice/internal/log/memlog"
+	"github.com/sluice-project/sluice/internal/testkit"
 )
 
 func TestDefaultConfigValid(t *testing.T) {
@@ -29,7 +30,7 @@ func TestDefaultConfigValid(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	ct := makeCerts(t)
+	ct := testkit.NewPKI(t)
 	cases := []struct {
 		name    string
 		mod     func(c *Config)
@@ -40,7 +41,7 @@ func TestValidate(t *testing.T) {
 		{"tcp", func(c *Config) { c.Broker = "tcp://b:1883" }, "", ""},
 		{"no port", func(c *Config) { c.Broker = "mqtt://broker" }, "", ""},
 		{"mqtts with tls", func(c *Config) {
-			c.Broker, c.TLS = "mqtts://b", TLSConfig{CAFile: ct.caFile, CertFile: ct.clientCert, KeyFile: ct.clientKy}
+			c.Broker, c.TLS = "mqtts://b", TLSConfig{CAFile: ct.CAFile, CertFile: ct.ClientCertFile, KeyFile: ct.ClientKeyFile}
 		}, "", ""},
 		{"ws with path", func(c *Config) { c.Broker = "ws://b:8080/mqtt" }, "", ""},
 		{"shared group", func(c *Config) { c.SharedGroup = "sluice" }, "", ""},
@@ -65,9 +66,9 @@ func TestValidate(t *testing.T) {
 		{"tls on plain URL", func(c *Config) { c.TLS.CAFile = "/x" }, "tls.ca_file", "mqtt:// URL, without TLS"},
 		{"cert without key", func(c *Config) { c.Broker = "mqtts://b"; c.TLS.CertFile = "/x" }, "tls.cert_file", "must be set together"},
 		{"missing CA file", func(c *Config) { c.Broker = "mqtts://b"; c.TLS.CAFile = "/nonexistent/ca.pem" }, "tls.ca_file", "no such file"},
-		{"CA file not PEM", func(c *Config) { c.Broker = "mqtts://b"; c.TLS.CAFile = ct.clientKy }, "tls.ca_file", "holds no PEM certificate"},
+		{"CA file not PEM", func(c *Config) { c.Broker = "mqtts://b"; c.TLS.CAFile = ct.ClientKeyFile }, "tls.ca_file", "holds no PEM certificate"},
 		{"key does not match", func(c *Config) {
-			c.Broker, c.TLS = "mqtts://b", TLSConfig{CertFile: ct.clientCert, KeyFile: ct.serverKy}
+			c.Broker, c.TLS = "mqtts://b", TLSConfig{CertFile: ct.ClientCertFile, KeyFile: ct.ServerKeyFile}
 		}, "tls.cert_file", "private key does not match public key"},
 		{"sub-second keep-alive", func(c *Config) { c.KeepAlive = 1500 * time.Millisecond }, "keep_alive", "not 0 or whole seconds"},
 		{"huge keep-alive", func(c *Config) { c.KeepAlive = 70000 * time.Second }, "keep_alive", "not 0 or whole seconds"},

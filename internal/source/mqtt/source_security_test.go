@@ -66,8 +66,8 @@ func refused(t *testing.T, cfg Config, want ...string) {
 // Mosquitto, under each TLS scheme, and checks that a client without a certificate, or trusting another
 // CA, is refused.
 func TestTLS(t *testing.T) {
-	c := makeCerts(t)
-	pubTLS := &tls.Config{RootCAs: c.pool, Certificates: []tls.Certificate{mustPair(t, c.clientCert, c.clientKy)}}
+	c := testkit.NewPKI(t)
+	pubTLS := &tls.Config{RootCAs: c.Pool, Certificates: []tls.Certificate{c.Client}}
 	type broker struct {
 		tlsURL func(scheme string) string // the TLS listener
 		pubURL string                     // where the publisher publishes
@@ -78,13 +78,13 @@ func TestTLS(t *testing.T) {
 		start func(t *testing.T) broker
 	}{
 		{"mochi", func(t *testing.T) broker {
-			b := startMochi(t, mochiOptions{tls: c.serverTLS()})
+			b := startMochi(t, mochiOptions{tls: serverTLS(c)})
 			return broker{func(s string) string { return s + "://" + b.addr }, "ssl://" + b.addr, pubTLS}
 		}},
 		{"mosquitto", func(t *testing.T) broker {
 			port := testkit.FreePort(t)
-			m := startMosquitto(t, fmt.Sprintf("listener %d 127.0.0.1", port), "cafile "+c.caFile, "certfile "+c.serverCert,
-				"keyfile "+c.serverKy, "require_certificate true")
+			m := startMosquitto(t, fmt.Sprintf("listener %d 127.0.0.1", port), "cafile "+c.CAFile, "certfile "+c.ServerCertFile,
+				"keyfile "+c.ServerKeyFile, "require_certificate true")
 			testkit.WaitListening(t, fmt.Sprintf("127.0.0.1:%d", port), 5*time.Second)
 			return broker{func(s string) string { return fmt.Sprintf("%s://127.0.0.1:%d", s, port) }, m.URL, nil}
 		}},
@@ -93,7 +93,7 @@ func TestTLS(t *testing.T) {
 		for _, proto := range protocols {
 			t.Run(st.name+"/v"+proto, func(t *testing.T) {
 				b := st.start(t)
-				good := TLSConfig{CAFile: c.caFile, CertFile: c.clientCert, KeyFile: c.clientKy}
+				good := TLSConfig{CAFile: c.CAFile, CertFile: c.ClientCertFile, KeyFile: c.ClientKeyFile}
 				for _, scheme := range []string{"mqtts", "ssl", "tls"} {
 					t.Run(scheme, func(t *testing.T) {
 						cfg := testConfig(b.tlsURL(scheme), "sluice-tls-"+scheme, proto)
@@ -109,26 +109,18 @@ func TestTLS(t *testing.T) {
 				})
 				t.Run("no client certificate", func(t *testing.T) {
 					cfg := testConfig(b.tlsURL("mqtts"), "sluice-tls-nocert", proto)
-					cfg.TLS = TLSConfig{CAFile: c.caFile}
+					cfg.TLS = TLSConfig{CAFile: c.CAFile}
 					refused(t, cfg, "certificate required", "connection reset by peer", "broken pipe", "EOF")
 				})
 				t.Run("other CA", func(t *testing.T) {
-					other := makeCerts(t)
+					other := testkit.NewPKI(t)
 					cfg := testConfig(b.tlsURL("mqtts"), "sluice-tls-otherca", proto)
-					cfg.TLS = TLSConfig{CAFile: other.caFile, CertFile: c.clientCert, KeyFile: c.clientKy}
+					cfg.TLS = TLSConfig{CAFile: other.CAFile, CertFile: c.ClientCertFile, KeyFile: c.ClientKeyFile}
 					refused(t, cfg, "certificate signed by unknown authority")
 				})
 			})
 		}
 	}
-}
-
-func mustPair(t testing.TB, cert, key string) tls.Certificate {
-	p, err := tls.LoadX509KeyPair(cert, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 // TestUsernamePassword connects with a user name and password, and checks that a wrong password is
@@ -188,7 +180,7 @@ func TestUsernamePassword(t *testing.T) {
 // TestWebsockets connects over ws:// and wss:// to mochi's websocket listener, and over ws:// to
 // Mosquitto's when this Mosquitto build can open one.
 func TestWebsockets(t *testing.T) {
-	c := makeCerts(t)
+	c := testkit.NewPKI(t)
 	for _, proto := range protocols {
 		t.Run("mochi/ws/v"+proto, func(t *testing.T) {
 			ws := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
@@ -197,12 +189,12 @@ func TestWebsockets(t *testing.T) {
 		})
 		t.Run("mochi/wss/v"+proto, func(t *testing.T) {
 			ws := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
-			srvTLS := c.serverTLS()
+			srvTLS := serverTLS(c)
 			srvTLS.ClientAuth = tls.NoClientCert
 			b := startMochi(t, mochiOptions{wsAddr: ws, wsTLS: true, tls: srvTLS})
 			cfg := testConfig("wss://"+ws+"/", "sluice-wss", proto)
-			cfg.TLS.CAFile = c.caFile
-			ingestOK(t, cfg, "ssl://"+b.addr, &tls.Config{RootCAs: c.pool}, "", "")
+			cfg.TLS.CAFile = c.CAFile
+			ingestOK(t, cfg, "ssl://"+b.addr, &tls.Config{RootCAs: c.Pool}, "", "")
 		})
 		t.Run("mosquitto/ws/v"+proto, func(t *testing.T) {
 			port := testkit.FreePort(t)
