@@ -118,37 +118,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			p.memory.fleets = append(p.memory.fleets, n)
 		}
 	}
-	root, err := harness.RepoRoot()
+	ws, err := harness.NewWorkspace("bench", *keep, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "bench:", err)
 		return 1
 	}
+	defer ws.Close()
 	if *out == "" && !*quick {
-		*out = filepath.Join(root, "bench", "RESULTS.md")
+		*out = filepath.Join(ws.Root, "bench", "RESULTS.md")
 	}
-	work, err := os.MkdirTemp("", "sluice-bench-")
-	if err != nil {
-		fmt.Fprintln(stderr, "bench:", err)
-		return 1
-	}
-	if *keep {
-		fmt.Fprintln(stderr, "bench: scratch directory", work)
-	} else {
-		defer os.RemoveAll(work)
-	}
-	e := &env{root: root, work: work, quick: *quick, say: func(format string, a ...any) {
-		fmt.Fprintf(stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, a...)...)
-	}}
+	e := &env{root: ws.Root, work: ws.Work, quick: *quick, say: harness.Say(stderr)}
 	cmdline := "go run ./bench"
 	if len(args) > 0 {
 		cmdline += " " + strings.Join(args, " ")
 	}
-	rep := &Report{Started: time.Now(), Command: cmdline, Machine: machine(root)}
+	rep := &Report{Started: time.Now(), Command: cmdline, Machine: machine(ws.Root)}
 	e.say("building sluice")
-	if e.bin, err = harness.Build(ctx, root, work); err != nil {
+	if err := ws.Build(ctx); err != nil {
 		fmt.Fprintln(stderr, "bench:", err)
 		return 1
 	}
+	e.bin = ws.Bin
 	for _, m := range selected {
 		if ctx.Err() != nil {
 			rep.Errors = append(rep.Errors, m+": interrupted")

@@ -20,23 +20,16 @@ var testEnv *env
 func TestMain(m *testing.M) {
 	harness.MaybeServeMochi()
 	os.Exit(func() int {
-		work, err := os.MkdirTemp("", "sluice-bench-test-")
+		ws, err := harness.NewWorkspace("bench-test", false, os.Stderr)
+		if err == nil {
+			defer ws.Close()
+			err = ws.Build(context.Background())
+		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		defer os.RemoveAll(work)
-		root, err := harness.RepoRoot()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		bin, err := harness.Build(context.Background(), root, work)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		testEnv = &env{root: root, work: work, bin: bin, quick: true, say: func(string, ...any) {}}
+		testEnv = &env{root: ws.Root, work: ws.Work, bin: ws.Bin, quick: true, say: func(string, ...any) {}}
 		return m.Run()
 	}())
 }

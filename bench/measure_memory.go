@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluice-project/sluice/bench/internal/harness"
 	"github.com/sluice-project/sluice/bench/internal/lakecheck"
 	"github.com/sluice-project/sluice/internal/sensor"
 	"github.com/sluice-project/sluice/internal/simulate"
@@ -101,7 +102,7 @@ func memoryRun(ctx context.Context, e *env, fleet int, plan memoryPlan, seed int
 			peak.Store(max(peak.Load(), v))
 		}
 	}
-	stop := ticker(250*time.Millisecond, read)
+	stop := harness.Ticker(250*time.Millisecond, read)
 	pc := publisher("mqtt://"+p.MQTT, 1, plan.conns, fleet, 0, seed)
 	pc.Topic = "" // the shape's own topic, as a fleet would publish
 	pc.Duration = plan.duration

@@ -102,23 +102,3 @@ func waitSettled(ctx context.Context, idle, limit time.Duration, cond func() (va
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-
-// ticker runs f every interval on its own goroutine until the returned stop is called (and waits for
-// it).
-func ticker(interval time.Duration, f func()) (stop func()) {
-	quit := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			f()
-			select {
-			case <-quit:
-				return
-			case <-t.C:
-			}
-		}
-	})
-	return func() { close(quit); wg.Wait() }
-}

@@ -66,32 +66,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
-	root, err := harness.RepoRoot()
+	ws, err := harness.NewWorkspace("chaos", *keep, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "chaos:", err)
 		return 1
 	}
+	defer ws.Close()
 	if *out == "" && !*quick {
-		*out = filepath.Join(root, "bench", "chaos", "RESULTS.md")
+		*out = filepath.Join(ws.Root, "bench", "chaos", "RESULTS.md")
 	}
-	work, err := os.MkdirTemp("", "sluice-chaos-")
-	if err != nil {
-		fmt.Fprintln(stderr, "chaos:", err)
-		return 1
-	}
-	if *keep {
-		fmt.Fprintln(stderr, "chaos: scratch directory", work)
-	} else {
-		defer os.RemoveAll(work)
-	}
-	e := &env{work: work, quick: *quick, say: func(format string, a ...any) {
-		fmt.Fprintf(stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, a...)...)
-	}}
+	e := &env{work: ws.Work, quick: *quick, say: harness.Say(stderr)}
 	e.say("building sluice")
-	if e.bin, err = harness.Build(ctx, root, work); err != nil {
+	if err := ws.Build(ctx); err != nil {
 		fmt.Fprintln(stderr, "chaos:", err)
 		return 1
 	}
+	e.bin = ws.Bin
 	started := time.Now()
 	var results []*Result
 	var skipped []string

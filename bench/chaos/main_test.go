@@ -18,21 +18,16 @@ var testBin string
 
 func TestMain(m *testing.M) {
 	os.Exit(func() int {
-		work, err := os.MkdirTemp("", "sluice-chaos-test-")
+		ws, err := harness.NewWorkspace("chaos-test", false, os.Stderr)
+		if err == nil {
+			defer ws.Close()
+			err = ws.Build(context.Background())
+		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		defer os.RemoveAll(work)
-		root, err := harness.RepoRoot()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		if testBin, err = harness.Build(context.Background(), root, work); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
+		testBin = ws.Bin
 		return m.Run()
 	}())
 }

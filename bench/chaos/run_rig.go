@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -261,23 +260,4 @@ func logLines(logs string, words ...string) []string {
 		}
 	}
 	return out
-}
-
-// ticker runs f every interval on its own goroutine until the returned stop is called.
-func ticker(interval time.Duration, f func()) (stop func()) {
-	quit := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			f()
-			select {
-			case <-quit:
-				return
-			case <-t.C:
-			}
-		}
-	})
-	return func() { close(quit); wg.Wait() }
 }

@@ -69,7 +69,7 @@ func diskFull(ctx context.Context, e *env) *Result {
 	// Full.
 	var mu sync.Mutex
 	var maxWriteErrors, maxFailing, maxBackpressure, maxAppendErrors float64
-	watch := ticker(100*time.Millisecond, func() {
+	watch := harness.Ticker(100*time.Millisecond, func() {
 		m := r.metrics()
 		if len(m) == 0 {
 			return
@@ -87,7 +87,7 @@ func diskFull(ctx context.Context, e *env) *Result {
 		return res
 	}
 	tFull := time.Now()
-	keeper := ticker(50*time.Millisecond, disk.keep)
+	keeper := harness.Ticker(50*time.Millisecond, disk.keep)
 	e.say("disk-full: full")
 	noticed := harness.Poll(30*time.Second, 20*time.Millisecond, func() bool {
 		mu.Lock()

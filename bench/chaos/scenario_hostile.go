@@ -15,6 +15,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/sluice-project/sluice/bench/internal/harness"
 	"github.com/sluice-project/sluice/bench/internal/lakecheck"
 	"github.com/sluice-project/sluice/internal/simulate"
 )
@@ -163,7 +164,7 @@ func hostile(ctx context.Context, e *env) *Result {
 			}
 		})
 	}
-	stopHealth := ticker(200*time.Millisecond, func() {
+	stopHealth := harness.Ticker(200*time.Millisecond, func() {
 		if r.proc != nil && len(r.metrics()) == 0 {
 			unhealthy.Store(true)
 		}
