@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sluice-project/sluice/bench/internal/harness"
+	"github.com/sluice-project/sluice/internal/testkit"
 )
 
 func main() {
@@ -188,7 +189,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // brokerKinds resolves -brokers.
 func brokerKinds(s string) ([]string, error) {
 	if s == "auto" {
-		if harness.MosquittoPath() != "" {
+		if testkit.MosquittoPath() != "" {
 			return []string{"mosquitto", "embedded"}, nil
 		}
 		return []string{"embedded"}, nil
@@ -197,7 +198,7 @@ func brokerKinds(s string) ([]string, error) {
 	for _, k := range strings.Split(s, ",") {
 		switch k {
 		case "mosquitto":
-			if harness.MosquittoPath() == "" {
+			if testkit.MosquittoPath() == "" {
 				return nil, fmt.Errorf("-brokers: mosquitto is not installed")
 			}
 			out = append(out, k)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/sluice-project/sluice/bench/internal/harness"
 	"github.com/sluice-project/sluice/internal/simulate"
+	"github.com/sluice-project/sluice/internal/testkit"
 )
 
 // env is what every measurement shares: where to work, the sluice binary, how to report progress.
@@ -134,7 +135,7 @@ func (e *env) startBroker(kind string) (*broker, error) {
 		if err != nil {
 			return nil, err
 		}
-		m, err := harness.StartMosquitto(dir, mosquittoConf...)
+		m, err := testkit.RunMosquitto(dir, mosquittoConf...)
 		if err != nil {
 			return nil, err
 		}
@@ -156,7 +157,7 @@ var mosquittoConf = []string{"max_inflight_messages 1000", "max_queued_messages 
 
 // mosquittoVersion returns "mosquitto version X" or "".
 func mosquittoVersion() string {
-	bin := harness.MosquittoPath()
+	bin := testkit.MosquittoPath()
 	if bin == "" {
 		return ""
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluice-project/sluice/bench/internal/harness"
+	"github.com/sluice-project/sluice/internal/testkit"
 )
 
 func main() {
@@ -89,7 +90,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if !slices.Contains(selected, sc.name) {
 			continue
 		}
-		if sc.mosquitto && harness.MosquittoPath() == "" {
+		if sc.mosquitto && testkit.MosquittoPath() == "" {
 			skipped = append(skipped, sc.name+" (Mosquitto is not installed)")
 			continue
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sluice-project/sluice/bench/internal/harness"
+	"github.com/sluice-project/sluice/internal/testkit"
 )
 
 // testBin is the sluice binary, built once for every scenario.
@@ -52,14 +53,14 @@ func TestSigkillEmbedded(t *testing.T) {
 }
 
 func TestSigkillMosquitto(t *testing.T) {
-	if harness.MosquittoPath() == "" {
+	if testkit.MosquittoPath() == "" {
 		t.Skip("mosquitto is not installed")
 	}
 	requirePass(t, sigkill(context.Background(), quickEnv(t), true))
 }
 
 func TestRestartMosquitto(t *testing.T) {
-	if harness.MosquittoPath() == "" {
+	if testkit.MosquittoPath() == "" {
 		t.Skip("mosquitto is not installed")
 	}
 	requirePass(t, restartMosquitto(context.Background(), quickEnv(t)))

@@ -13,6 +13,7 @@ import (
 	"github.com/sluice-project/sluice/bench/internal/harness"
 	"github.com/sluice-project/sluice/bench/internal/lakecheck"
 	"github.com/sluice-project/sluice/internal/simulate"
+	"github.com/sluice-project/sluice/internal/testkit"
 )
 
 // env is what every scenario shares.
@@ -44,7 +45,7 @@ func newRig(e *env, name, brokerURL string, settings ...string) (*rig, error) {
 	}
 	r := &rig{e: e, dir: dir, data: filepath.Join(dir, "data"), settings: settings}
 	if brokerURL == "" {
-		port, err := harness.FreePort()
+		port, err := testkit.PickPort()
 		if err != nil {
 			return nil, err
 		}
@@ -189,7 +190,7 @@ func awaitSentinel(ctx context.Context, lakeDir string, timeout time.Duration) e
 		return err
 	}
 	defer chk.Close()
-	return harness.Poll(timeout, 500*time.Millisecond, func() bool {
+	return testkit.Poll(timeout, 500*time.Millisecond, func() bool {
 		ok, err := chk.HasSensor(ctx, sentinelID)
 		return err == nil && ok
 	}, "the sentinel in readings/")

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluice-project/sluice/bench/internal/harness"
+	"github.com/sluice-project/sluice/internal/testkit"
 )
 
 // diskFull fills the file system under sluice's log and lake during QoS 1 ingest, keeps it full,
@@ -60,7 +61,7 @@ func diskFull(ctx context.Context, e *env) *Result {
 		}
 	}()
 	// Normal operation first.
-	if err := harness.Poll(30*time.Second, 20*time.Millisecond, func() bool { return can.store.count() >= 20 }, "the canary's first acknowledgements"); err != nil {
+	if err := testkit.Poll(30*time.Second, 20*time.Millisecond, func() bool { return can.store.count() >= 20 }, "the canary's first acknowledgements"); err != nil {
 		res.Err = err
 		return res
 	}
@@ -89,7 +90,7 @@ func diskFull(ctx context.Context, e *env) *Result {
 	tFull := time.Now()
 	keeper := harness.Ticker(50*time.Millisecond, disk.keep)
 	e.say("disk-full: full")
-	noticed := harness.Poll(30*time.Second, 20*time.Millisecond, func() bool {
+	noticed := testkit.Poll(30*time.Second, 20*time.Millisecond, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return maxWriteErrors > 0 || maxFailing > 0 || maxBackpressure > 0
@@ -113,14 +114,14 @@ func diskFull(ctx context.Context, e *env) *Result {
 	res.Check(during == 0, "the publishers' PUBACKs stopped while the disk was full",
 		"canary PUBACKs in the %s held full: %d (%d more in the first second after the failure showed)", tFree.Sub(quietFrom).Round(time.Millisecond), during, lastBefore)
 	first, resumed := time.Time{}, false
-	if harness.Poll(2*time.Minute, 20*time.Millisecond, func() bool {
+	if testkit.Poll(2*time.Minute, 20*time.Millisecond, func() bool {
 		first, resumed = can.store.firstAfter(tFree)
 		return resumed
 	}, "a canary PUBACK after space returned") != nil {
 		resumed = false
 	}
 	res.Check(resumed, "PUBACKs resumed by themselves once space returned", "first canary PUBACK %s after space returned", first.Sub(tFree).Round(time.Millisecond))
-	healed := harness.Poll(2*time.Minute, 50*time.Millisecond, func() bool {
+	healed := testkit.Poll(2*time.Minute, 50*time.Millisecond, func() bool {
 		m := r.metrics()
 		return len(m) > 0 && m.Get("sluice_stage_commit_failing", "stage", "archiver") == 0 && m.Get("sluice_stage_commit_failing", "stage", "decoder") == 0 &&
 			m.Get("sluice_wal_backpressure") == 0

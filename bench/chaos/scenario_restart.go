@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/sluice-project/sluice/bench/internal/harness"
+	"github.com/sluice-project/sluice/internal/testkit"
 )
 
 // restartMosquitto stops and starts the external broker sz.events times during ingest. Mosquitto keeps
@@ -17,7 +17,7 @@ func restartMosquitto(ctx context.Context, e *env) *Result {
 	res := &Result{Scenario: "restart-mosquitto", Events: fmt.Sprintf("Mosquitto stopped (SIGINT) and started %d times during QoS 1 ingest", sz.events)}
 	start := time.Now()
 	defer func() { res.Elapsed = time.Since(start) }()
-	m, err := harness.StartMosquitto(filepath.Join(e.work, "restart-mosquitto-broker"), mosquittoConf...)
+	m, err := testkit.RunMosquitto(filepath.Join(e.work, "restart-mosquitto-broker"), mosquittoConf...)
 	if err != nil {
 		res.Err = err
 		return res
@@ -37,7 +37,7 @@ func restartMosquitto(ctx context.Context, e *env) *Result {
 	midstream := 0
 	for k := 1; k <= sz.events; k++ {
 		threshold := float64(int64(k) * sz.n / int64(sz.events+2))
-		if err := harness.Poll(3*time.Minute, 20*time.Millisecond, func() bool { return r.metrics().Get("sluice_wal_next_offset") >= threshold },
+		if err := testkit.Poll(3*time.Minute, 20*time.Millisecond, func() bool { return r.metrics().Get("sluice_wal_next_offset") >= threshold },
 			fmt.Sprintf("log reaching offset %.0f before restart %d", threshold, k)); err != nil {
 			res.Err = err
 			return res
@@ -84,7 +84,7 @@ func restartEmbedded(ctx context.Context, e *env) *Result {
 	midstream, clean := 0, 0
 	for k := 1; k <= sz.events; k++ {
 		threshold := float64(int64(k) * sz.n / int64(sz.events+2))
-		if err := harness.Poll(3*time.Minute, 20*time.Millisecond, func() bool { return r.metrics().Get("sluice_wal_next_offset") >= threshold || !ld.running() },
+		if err := testkit.Poll(3*time.Minute, 20*time.Millisecond, func() bool { return r.metrics().Get("sluice_wal_next_offset") >= threshold || !ld.running() },
 			fmt.Sprintf("log reaching offset %.0f before restart %d", threshold, k)); err != nil {
 			res.Err = err
 			return res

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/sluice-project/sluice/bench/internal/harness"
+	"github.com/sluice-project/sluice/internal/testkit"
 )
 
 // size is how big a scenario runs.
@@ -46,7 +46,7 @@ func sigkill(ctx context.Context, e *env, external bool) *Result {
 	brokerURL := ""
 	if external {
 		dir := filepath.Join(e.work, name+"-mosquitto")
-		m, err := harness.StartMosquitto(dir, mosquittoConf...)
+		m, err := testkit.RunMosquitto(dir, mosquittoConf...)
 		if err != nil {
 			res.Err = err
 			return res
@@ -71,7 +71,7 @@ func sigkill(ctx context.Context, e *env, external bool) *Result {
 		// Kill k comes once the log holds k/(events+2) of the messages (offsets continue across
 		// restarts), plus a random moment: every kill lands mid-stream whatever the machine's speed.
 		threshold := float64(int64(k) * sz.n / int64(sz.events+2))
-		err := harness.Poll(3*time.Minute, 10*time.Millisecond, func() bool {
+		err := testkit.Poll(3*time.Minute, 10*time.Millisecond, func() bool {
 			return r.metrics().Get("sluice_wal_next_offset") >= threshold || !ld.running() && !external
 		}, fmt.Sprintf("log reaching offset %.0f before kill %d", threshold, k))
 		if err != nil {

@@ -110,7 +110,9 @@ func TestRunReconnect(t *testing.T) {
 		done <- result{s, err}
 	}()
 	testkit.Eventually(t, 10*time.Second, func() bool { return sub.count() >= 1000 }, "subscriber received %d of the first 1000", sub.count())
-	m.Restart(t)
+	if err := m.Restart(); err != nil {
+		t.Fatal(err)
+	}
 	var r result
 	select {
 	case r = <-done:

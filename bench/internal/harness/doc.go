@@ -1,8 +1,8 @@
 // Package harness runs the processes the benchmark and chaos commands measure: the sluice binary
 // (built from ./cmd/sluice, started on free ports, found by its "sluice ready" log line, scraped on
-// /metrics, killed with SIGKILL or stopped with SIGTERM), a private Mosquitto, and a bare mochi-mqtt
-// broker (the embedded broker's library without sluice, as the ceiling when Mosquitto is absent). It
-// also reads a process's peak resident memory (VmHWM in /proc/<pid>/status).
+// /metrics, killed with SIGKILL or stopped with SIGTERM) and a bare mochi-mqtt broker (the embedded
+// broker's library without sluice, as the ceiling when Mosquitto is absent); the scratch workspace a
+// command runs in; and a process's peak resident memory (VmHWM in /proc/<pid>/status).
 //
 // It owns those child processes and nothing else: it never touches sluice's data directory, and
 // knows sluice only through its command line, its log lines and its metrics, as an operator would.
@@ -13,10 +13,9 @@
 // ready line) and then waits for it to exit; everything else runs on the caller's goroutine. A Proc's
 // methods may be called from any goroutine.
 //
-// # Why not internal/testkit
+// # What comes from internal/testkit
 //
-// testkit's helpers take a testing.TB and fail the test; `go run ./bench` and `go run ./bench/chaos`
-// are commands that must report a failed scenario and go on to the next, so these helpers return
-// errors instead. The Mosquitto configuration is testkit's (persistence in the run's directory, "user
-// root" when root, so that sessions survive a restart).
+// A private Mosquitto (testkit.RunMosquitto), free ports, polling, the repository root: testkit has
+// each in a form that returns an error, which a command needs (it reports a failed scenario and goes
+// on to the next), beside the form a test uses.
 package harness

@@ -5,7 +5,6 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestKey(t *testing.T) {
@@ -138,40 +137,4 @@ func FuzzParseVmHWM(f *testing.F) {
 			t.Fatalf("ParseVmHWM(%q) = %d without error", b, n)
 		}
 	})
-}
-
-func TestPoll(t *testing.T) {
-	calls := 0
-	if err := Poll(time.Second, time.Millisecond, func() bool { calls++; return calls == 3 }, "three calls"); err != nil || calls != 3 {
-		t.Fatalf("Poll = %v after %d calls, want nil after 3", err, calls)
-	}
-	err := Poll(20*time.Millisecond, time.Millisecond, func() bool { return false }, "never")
-	if err == nil || !strings.Contains(err.Error(), "never: not done after 20ms") {
-		t.Fatalf("Poll = %v, want the what and the timeout named", err)
-	}
-}
-
-func TestMosquittoRestartKeepsPort(t *testing.T) {
-	if MosquittoPath() == "" {
-		t.Skip("mosquitto is not installed")
-	}
-	m, err := StartMosquitto(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Stop()
-	addr := m.Addr
-	if err := m.Restart(); err != nil {
-		t.Fatal(err)
-	}
-	if m.Addr != addr {
-		t.Fatalf("address moved from %s to %s", addr, m.Addr)
-	}
-	if err := WaitListening(m.Addr, 5*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	m.Stop()
-	if m.CPU() <= 0 {
-		t.Fatalf("CPU after two runs = %s", m.CPU())
-	}
 }

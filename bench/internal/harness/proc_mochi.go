@@ -15,6 +15,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/sluice-project/sluice/internal/testkit"
 )
 
 // MochiEnv is the environment variable that turns a bench or chaos binary into a bare mochi broker
@@ -44,7 +45,7 @@ func serveMochi() error {
 	if err := srv.AddHook(new(allowHook), nil); err != nil {
 		return err
 	}
-	port, err := FreePort()
+	port, err := testkit.PickPort()
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/sluice-project/sluice/internal/testkit"
 )
 
 // ReadyMessage is the log line sluice writes once it takes messages (app.ReadyMessage).
@@ -23,24 +24,6 @@ const ReadyMessage = "sluice ready"
 
 // maxLog bounds the log a Proc keeps in memory (the file given in Options.LogFile gets all of it).
 const maxLog = 8 << 20
-
-// RepoRoot returns the directory holding go.mod, searched upwards from the working directory.
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("repo root: %w", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("repo root: no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
 
 // Build builds ./cmd/sluice of the repository at root into dir and returns the binary's path.
 func Build(ctx context.Context, root, dir string) (string, error) {
@@ -227,7 +210,7 @@ func (p *Proc) Ready(ctx context.Context) bool {
 
 // WaitReady polls /readyz until it answers 200, up to timeout.
 func (p *Proc) WaitReady(timeout time.Duration) error {
-	return Poll(timeout, 20*time.Millisecond, func() bool {
+	return testkit.Poll(timeout, 20*time.Millisecond, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		return p.Ready(ctx)
@@ -237,18 +220,6 @@ func (p *Proc) WaitReady(timeout time.Duration) error {
 // PeakRSS returns the process's peak resident set size in bytes (VmHWM), while it runs.
 func (p *Proc) PeakRSS() (int64, error) {
 	return PeakRSS(p.Pid)
-}
-
-// Poll calls cond every interval until it returns true, or returns an error naming what after timeout.
-func Poll(timeout, interval time.Duration, cond func() bool, what string) error {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: not done after %s", what, timeout)
-		}
-		time.Sleep(interval)
-	}
-	return nil
 }
 
 // CPU returns the CPU time (user + system) the process used; valid once it has exited.

@@ -7,6 +7,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/sluice-project/sluice/internal/testkit"
 )
 
 // Workspace is what a bench command, or its test, runs in: the repository, a scratch directory, and
@@ -21,7 +23,7 @@ type Workspace struct {
 // NewWorkspace finds the repository and creates the scratch directory sluice-<name>-* (with keep, it
 // names it on w, so it can be looked at afterwards).
 func NewWorkspace(name string, keep bool, w io.Writer) (*Workspace, error) {
-	root, err := RepoRoot()
+	root, err := testkit.FindRepoRoot()
 	if err != nil {
 		return nil, err
 	}

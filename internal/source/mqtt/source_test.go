@@ -147,7 +147,9 @@ func TestBrokerRestart(t *testing.T) {
 			if got := sl.inner.Next(); got >= n/2 {
 				t.Logf("the source had taken all %d messages in before the restart (%d)", n/2, got)
 			}
-			m.Restart(t)
+			if err := m.Restart(); err != nil {
+				t.Fatal(err)
+			}
 			pub.publish(t, 1, ms[n/2:])
 			testkit.Eventually(t, 30*time.Second, func() bool { return distinctPayloads(t, sl.inner) == n },
 				"log holds %d distinct of %d messages", distinctPayloads(t, sl.inner), n)

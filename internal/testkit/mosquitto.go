@@ -1,50 +1,17 @@
-package harness
+package testkit
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"testing"
 	"time"
 )
 
-// MosquittoPath returns the mosquitto binary, or "" when it is not installed.
-func MosquittoPath() string {
-	for _, p := range []string{"/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	p, _ := exec.LookPath("mosquitto")
-	return p
-}
-
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago, for servers that must be told
-// their port (Mosquitto, a sluice restarted on the same address).
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// WaitListening waits until something accepts TCP connections on addr.
-func WaitListening(addr string, timeout time.Duration) error {
-	return Poll(timeout, 10*time.Millisecond, func() bool {
-		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return true
-		}
-		return false
-	}, "listener on "+addr)
-}
-
-// Mosquitto is a private Mosquitto broker with persistence in its own directory.
+// Mosquitto is a private Mosquitto broker with its persistence, configuration and log in its own
+// directory.
 type Mosquitto struct {
 	Addr string // 127.0.0.1:port
 	URL  string // mqtt://127.0.0.1:port
@@ -56,14 +23,14 @@ type Mosquitto struct {
 	cpu  time.Duration // user + system time of the processes that have exited
 }
 
-// StartMosquitto starts Mosquitto on a free port, with its persistence, configuration and log in dir
-// and the extra configuration lines given (e.g. "max_inflight_messages 1000").
-func StartMosquitto(dir string, extra ...string) (*Mosquitto, error) {
+// RunMosquitto starts Mosquitto on a free port, with its persistence, configuration and log
+// (mosquitto.log) in dir and the extra configuration lines given (e.g. "max_inflight_messages 1000").
+func RunMosquitto(dir string, extra ...string) (*Mosquitto, error) {
 	bin := MosquittoPath()
 	if bin == "" {
 		return nil, fmt.Errorf("start mosquitto: not installed")
 	}
-	port, err := FreePort()
+	port, err := PickPort()
 	if err != nil {
 		return nil, err
 	}
@@ -98,6 +65,21 @@ func StartMosquitto(dir string, extra ...string) (*Mosquitto, error) {
 	return m, nil
 }
 
+// StartMosquitto is RunMosquitto in a temporary directory of t, stopped when the test ends. It skips
+// the test when Mosquitto is not installed: tests that must run everywhere use the embedded broker.
+func StartMosquitto(t testing.TB, extra ...string) *Mosquitto {
+	t.Helper()
+	if MosquittoPath() == "" {
+		t.Skip("mosquitto is not installed; the embedded-broker tests cover this path")
+	}
+	m, err := RunMosquitto(t.TempDir(), extra...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Stop)
+	return m
+}
+
 func (m *Mosquitto) start() error {
 	f, err := os.OpenFile(m.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -117,9 +99,9 @@ func (m *Mosquitto) start() error {
 		m.cpu += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 		close(m.done)
 	}()
-	if err := WaitListening(m.Addr, 10*time.Second); err != nil {
+	if err := Listening(m.Addr, 10*time.Second); err != nil {
 		m.Stop()
-		return fmt.Errorf("start mosquitto: %w", err)
+		return fmt.Errorf("start mosquitto: %w (its log: %s)", err, m.log)
 	}
 	return nil
 }
