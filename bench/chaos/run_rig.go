@@ -139,6 +139,19 @@ func (r *rig) chaosLoad(rate float64, n int64, duration time.Duration, conns, fl
 	return c
 }
 
+// startRig starts sluice on a new rig (brokerURL "": its embedded broker), committing every 250ms,
+// and the scenario's QoS 1 load against it. The caller kills the rig.
+func startRig(ctx context.Context, e *env, name, brokerURL string, sz size) (*rig, *load, error) {
+	r, err := newRig(e, name, brokerURL, "SLUICE_LAKE_FLUSH_INTERVAL=250ms")
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := r.start(); err != nil {
+		return nil, nil, err
+	}
+	return r, startLoad(ctx, r.chaosLoad(sz.rate, sz.n, 0, sz.conns, sz.fleet)), nil
+}
+
 func startLoad(ctx context.Context, cfg simulate.Config) *load {
 	l := &load{cfg: cfg, done: make(chan struct{})}
 	go func() {

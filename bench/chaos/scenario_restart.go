@@ -23,17 +23,12 @@ func restartMosquitto(ctx context.Context, e *env) *Result {
 		return res
 	}
 	defer m.Stop()
-	r, err := newRig(e, "restart-mosquitto", m.URL, "SLUICE_LAKE_FLUSH_INTERVAL=250ms")
+	r, ld, err := startRig(ctx, e, "restart-mosquitto", m.URL, sz)
 	if err != nil {
 		res.Err = err
 		return res
 	}
-	if err := r.start(); err != nil {
-		res.Err = err
-		return res
-	}
 	defer r.kill()
-	ld := startLoad(ctx, r.chaosLoad(sz.rate, sz.n, 0, sz.conns, sz.fleet))
 	midstream := 0
 	for k := 1; k <= sz.events; k++ {
 		threshold := float64(int64(k) * sz.n / int64(sz.events+2))
@@ -70,17 +65,12 @@ func restartEmbedded(ctx context.Context, e *env) *Result {
 	res := &Result{Scenario: "restart-embedded", Events: fmt.Sprintf("sluice (and so its broker) stopped with SIGTERM and started %d times during QoS 1 ingest", sz.events)}
 	start := time.Now()
 	defer func() { res.Elapsed = time.Since(start) }()
-	r, err := newRig(e, "restart-embedded", "", "SLUICE_LAKE_FLUSH_INTERVAL=250ms")
+	r, ld, err := startRig(ctx, e, "restart-embedded", "", sz)
 	if err != nil {
 		res.Err = err
 		return res
 	}
-	if err := r.start(); err != nil {
-		res.Err = err
-		return res
-	}
 	defer r.kill()
-	ld := startLoad(ctx, r.chaosLoad(sz.rate, sz.n, 0, sz.conns, sz.fleet))
 	midstream, clean := 0, 0
 	for k := 1; k <= sz.events; k++ {
 		threshold := float64(int64(k) * sz.n / int64(sz.events+2))

@@ -54,17 +54,12 @@ func sigkill(ctx context.Context, e *env, external bool) *Result {
 		defer m.Stop()
 		brokerURL = m.URL
 	}
-	r, err := newRig(e, name, brokerURL, "SLUICE_LAKE_FLUSH_INTERVAL=250ms")
+	r, ld, err := startRig(ctx, e, name, brokerURL, sz)
 	if err != nil {
 		res.Err = err
 		return res
 	}
-	if err := r.start(); err != nil {
-		res.Err = err
-		return res
-	}
 	defer r.kill()
-	ld := startLoad(ctx, r.chaosLoad(sz.rate, sz.n, 0, sz.conns, sz.fleet))
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 42))
 	midstream := 0
 	for k := 1; k <= sz.events; k++ {
