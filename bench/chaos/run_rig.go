@@ -244,7 +244,13 @@ func account(ctx context.Context, res *Result, lakeDir string, stats simulate.St
 	}
 	res.Check(raw.DistinctPayloads >= rd.Distinct, "raw/ holds every message readings/ holds",
 		"raw/: %d rows, %d distinct payloads; readings/: %d distinct", raw.Rows, raw.DistinctPayloads, rd.Distinct)
-	for _, table := range []string{"raw", "readings", "quarantine"} {
+	minutes, mismatched, err := chk.Minutes(ctx)
+	if err != nil {
+		return err
+	}
+	res.Check(mismatched == 0, "readings_1m/ agrees with readings/ minute by minute",
+		"%d of %d minutes differ (count or sum)", mismatched, minutes)
+	for _, table := range []string{"raw", "readings", "readings_1m", "quarantine"} {
 		if _, err := chk.ReadAll(ctx, table); err != nil {
 			res.Check(false, "every committed file of "+table+"/ reads back whole", "%v", err)
 		}

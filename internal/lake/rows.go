@@ -33,6 +33,24 @@ type ReadingRow struct {
 	Flags      []string `parquet:"flags,list" parquet-element:",dict"` // empty list when none
 }
 
+// Reading1mRow aggregates the readings of one (sensor_id, metric) in one UTC minute that one commit
+// covered: the readings_1m/ table (gold). A minute whose readings were committed in several commits
+// has several rows; merging them (add count and sum, min of min, max of max, first of the earliest
+// first_ts, last of the latest last_ts) gives the minute. The SQL view readings_1m does that.
+type Reading1mRow struct {
+	SensorID string  `parquet:"sensor_id,dict"`
+	Metric   string  `parquet:"metric,dict"`
+	Minute   int64   `parquet:"minute,timestamp(microsecond:utc),delta"` // the minute's start
+	Count    int64   `parquet:"count,delta"`
+	Sum      float64 `parquet:"sum"`
+	Min      float64 `parquet:"min"`
+	Max      float64 `parquet:"max"`
+	FirstTS  int64   `parquet:"first_ts,timestamp(microsecond:utc),delta"`
+	First    float64 `parquet:"first"`
+	LastTS   int64   `parquet:"last_ts,timestamp(microsecond:utc),delta"`
+	Last     float64 `parquet:"last"`
+}
+
 // QuarantineRow is one message that could not be decoded, with the reason: the quarantine/ table.
 type QuarantineRow struct {
 	IngestID   int64  `parquet:"ingest_id,delta"`

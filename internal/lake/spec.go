@@ -116,6 +116,29 @@ func ReadingsSpec() Spec[ReadingRow] {
 	}
 }
 
+// Readings1mSpec is readings_1m/: 1-minute aggregates of readings/, partitioned by the day of the
+// minute, sorted by (sensor_id, metric, minute).
+func Readings1mSpec() Spec[Reading1mRow] {
+	return Spec[Reading1mRow]{
+		Name: "readings_1m", Description: "sluice gold: 1-minute count, sum, min, max, first and last of readings (one row per minute and commit; merge rows of the same minute)",
+		Partitioning: ByDate, Time: func(r *Reading1mRow) int64 { return r.Minute },
+		Compare: func(a, b *Reading1mRow) int {
+			if c := strings.Compare(a.SensorID, b.SensorID); c != 0 {
+				return c
+			}
+			if c := strings.Compare(a.Metric, b.Metric); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.Minute, b.Minute)
+		},
+		SortedBy: []string{"sensor_id", "metric", "minute"},
+		Seq:      func(r *Reading1mRow) int64 { return r.Minute },
+		Size: func(r *Reading1mRow) int64 {
+			return int64(unsafe.Sizeof(*r)) + int64(len(r.SensorID)+len(r.Metric))
+		},
+	}
+}
+
 // QuarantineSpec is quarantine/: what could not be decoded, partitioned by the day it was received.
 func QuarantineSpec() Spec[QuarantineRow] {
 	return Spec[QuarantineRow]{

@@ -190,6 +190,19 @@ func (w *Writer[T]) Seal() *Batch[T] {
 	return b
 }
 
+// BatchOf returns a Batch of rows that were never buffered with Add (a table derived from another
+// one's sealed rows, say). It is committed like a sealed Batch, in order with them.
+func (w *Writer[T]) BatchOf(rows []T) *Batch[T] {
+	var bytes int64
+	for i := range rows {
+		bytes += w.spec.Size(&rows[i])
+	}
+	return &Batch[T]{w: w, rows: rows, bytes: bytes}
+}
+
+// Rows returns the batch's rows until it is committed (nil after). The caller must not modify them.
+func (b *Batch[T]) Rows() []T { return b.rows }
+
 // Len returns the batch's rows and their estimated memory.
 func (b *Batch[T]) Len() (rows int, bytes int64) { return len(b.rows), b.bytes }
 

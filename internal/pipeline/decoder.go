@@ -22,16 +22,18 @@ const DecoderName = "decoder"
 // ReasonBadEnvelope is the quarantine reason for a log record that is not a valid envelope.
 const ReasonBadEnvelope = "bad_envelope"
 
-// Decoder is the stage that decodes payloads into readings/ and sends what cannot be decoded to
-// quarantine/ with its reason.
+// Decoder is the stage that decodes payloads into readings/, sends what cannot be decoded to
+// quarantine/ with its reason, and aggregates each commit's readings by minute into readings_1m/.
 //
 // readings/ is its primary table: the stage resumes after the offset readings/ last committed.
-// quarantine/ commits first, and only when it holds rows; its own txn version filters what a replay
-// would add twice. So a crash between the two commits neither loses nor repeats a row.
+// quarantine/ and readings_1m/ commit first, and only when they hold rows; their own txn versions
+// filter what a replay would add twice. So a crash between the commits neither loses nor repeats a
+// row.
 type Decoder struct {
 	lake       *lake.Lake
 	readings   *lake.Writer[lake.ReadingRow]
 	quarantine *lake.Writer[lake.QuarantineRow]
+	rollup     *lake.Writer[lake.Reading1mRow] // used by the commit goroutine only
 	dec        *decode.Decoder
 	dedup      *Dedup
 	policy     FlushPolicy
@@ -39,6 +41,7 @@ type Decoder struct {
 
 	readingsTxn   map[int32]int64 // last offset committed to readings/, per partition (-1: none)
 	quarantineTxn map[int32]int64 // likewise for quarantine/
+	rollupTxn     map[int32]int64 // likewise for readings_1m/
 
 	hot     HotSink           // nil: no SQL engine to feed
 	hotRows []lake.ReadingRow // this batch's readings for hot, all of partition hotPart
@@ -63,14 +66,18 @@ func NewDecoder(ctx context.Context, lk *lake.Lake, lcfg lake.Config, dcfg decod
 	if err != nil {
 		return nil, fmt.Errorf("decoder: %w", err)
 	}
+	mw, err := lake.NewWriter(ctx, lk, lake.Readings1mSpec(), lcfg)
+	if err != nil {
+		return nil, fmt.Errorf("decoder: %w", err)
+	}
 	dec, err := decode.New(dcfg, reg)
 	if err != nil {
 		return nil, fmt.Errorf("decoder: %w", err)
 	}
 	return &Decoder{
-		lake: lk, readings: rw, quarantine: qw, dec: dec, dedup: NewDedup(dd), policy: policyOf(lcfg),
+		lake: lk, readings: rw, quarantine: qw, rollup: mw, dec: dec, dedup: NewDedup(dd), policy: policyOf(lcfg),
 		m:           newDecoderMetrics(mreg),
-		readingsTxn: map[int32]int64{}, quarantineTxn: map[int32]int64{},
+		readingsTxn: map[int32]int64{}, quarantineTxn: map[int32]int64{}, rollupTxn: map[int32]int64{},
 		topics: interner{max: 100_000},
 	}, nil
 }
@@ -115,13 +122,20 @@ func (d *Decoder) Resume(ctx context.Context, p int32) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	mv, mok, err := d.rollup.TxnVersion(ctx, app)
+	if err != nil {
+		return 0, err
+	}
 	if !rok {
 		rv = -1
 	}
 	if !qok {
 		qv = -1
 	}
-	d.readingsTxn[p], d.quarantineTxn[p] = rv, qv
+	if !mok {
+		mv = -1
+	}
+	d.readingsTxn[p], d.quarantineTxn[p], d.rollupTxn[p] = rv, qv, mv
 	if err := d.warmDedup(ctx); err != nil {
 		return 0, err
 	}
@@ -235,8 +249,9 @@ func (d *Decoder) Due(now time.Time) bool {
 	return d.policy.due(rr+qr, rb+qb, d.since, now)
 }
 
-// Seal implements Stage. The commit writes quarantine/ first (when it has rows), then readings/,
-// then tells the hot sink.
+// Seal implements Stage. The commit writes quarantine/ first (when it has rows), then the minutes
+// of the readings to readings_1m/ (when there are any it does not hold yet), then readings/, then
+// tells the hot sink.
 func (d *Decoder) Seal(p int32, last int64) CommitFunc {
 	app := appID(DecoderName, p)
 	var qb *lake.Batch[lake.QuarantineRow]
@@ -246,6 +261,8 @@ func (d *Decoder) Seal(p int32, last int64) CommitFunc {
 		qb = d.quarantine.Seal()
 	}
 	rb := d.readings.Seal()
+	var mb *lake.Batch[lake.Reading1mRow]
+	mtx := d.rollupTxn[p]
 	d.arena.reset() // the sealed rows keep their chunks
 	d.since = time.Time{}
 	hot := d.hot
@@ -253,6 +270,14 @@ func (d *Decoder) Seal(p int32, last int64) CommitFunc {
 		if qb != nil {
 			if _, err := qb.Commit(ctx, app, last); err != nil { // a no-op once it succeeded
 				return fmt.Errorf("decoder commit quarantine up to offset %d: %w", last, err)
+			}
+		}
+		if mb == nil { // once: a retry commits the same rows
+			mb = d.rollup.BatchOf(Rollup1m(rb.Rows(), func(r *lake.ReadingRow) bool { return r.IngestID > mtx }))
+		}
+		if n, _ := mb.Len(); n > 0 {
+			if _, err := mb.Commit(ctx, app, last); err != nil {
+				return fmt.Errorf("decoder commit readings_1m up to offset %d: %w", last, err)
 			}
 		}
 		if _, err := rb.Commit(ctx, app, last); err != nil {

@@ -1,6 +1,7 @@
 // Package pipeline owns the consumers of the durable log: the runner that reads a log group and
 // commits a stage's output with the offsets it covers, and the stages themselves: the archiver (every
-// envelope to the raw/ table, bronze) and the decoder (payloads to readings/, silver, and quarantine/).
+// envelope to the raw/ table, bronze) and the decoder (payloads to readings/, silver, and quarantine/;
+// each commit's readings aggregated by minute to readings_1m/, gold: see Rollup1m).
 //
 // # Exactly once, from an at-least-once log
 //

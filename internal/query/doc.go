@@ -10,7 +10,9 @@
 // happened is never read), with the hive partition columns (date, hour). latest holds the newest
 // reading per (sensor_id, metric) and sensors the current registry (the newest version archived in
 // the lake) joined with when each sensor was last seen; sensors seen but not registered are listed
-// with registered = false. Any other Delta table in the lake's root becomes a view of its directory's
+// with registered = false. readings_1m merges the rows of the lake's readings_1m/ table (one per
+// sensor, metric, minute and commit) into one per minute, plus the minutes of the hot rows that table
+// does not hold yet (see rollupViewSQL). Any other Delta table in the lake's root becomes a view of its directory's
 // name (Register names one explicitly), so later datasets need no change here.
 //
 // # Freshness and atomic commits

@@ -29,6 +29,8 @@ const (
 	ViewQuarantine = "quarantine"
 	ViewSensors    = "sensors"
 	ViewLatest     = "latest"
+	// ViewReadings1m merges the lake's readings_1m/ table into one row per sensor, metric and minute.
+	ViewReadings1m = "readings_1m"
 	// ViewRegistryVersions reads the lake's sensors/ table: every version of the registry, raw.
 	ViewRegistryVersions = "registry_versions"
 )
@@ -134,6 +136,7 @@ func Open(ctx context.Context, lakeURL string, cfg Config, opts ...Option) (*Eng
 		{Name: ViewReadings, Columns: ColumnsOf(lake.ReadingsSpec())},
 		{Name: ViewRaw, Columns: ColumnsOf(lake.RawSpec())},
 		{Name: ViewQuarantine, Columns: ColumnsOf(lake.QuarantineSpec())},
+		{Name: ViewReadings1m, Columns: ColumnsOf(lake.Readings1mSpec())},
 		{Name: ViewRegistryVersions, Dir: lake.SensorsSpec().Name, Columns: ColumnsOf(lake.SensorsSpec())},
 	} {
 		if err := e.Register(ctx, t); err != nil {
@@ -356,8 +359,22 @@ func (e *Engine) refreshTable(ctx context.Context, ts *tableState, force bool) e
 // for the registry, the current registry is reloaded. Caller holds refreshMu.
 func (e *Engine) apply(ctx context.Context, ts *tableState) error {
 	var stmts []string
-	stmts = append(stmts, viewSQL(ts))
+	if ts.spec.Name == ViewReadings1m {
+		stmts = append(stmts, rollupViewSQL(ts, e.hot))
+	} else {
+		stmts = append(stmts, viewSQL(ts))
+	}
+	var rollup *tableState // redefined with readings, so hot rows they drop are in its files
 	if ts.spec.Name == ViewReadings {
+		if m := e.tables[ViewReadings1m]; m != nil && e.hot != nil {
+			if _, err := e.updateLog(ctx, m); err != nil {
+				return err
+			}
+			if m.log != nil {
+				rollup = m
+				stmts = append(stmts, rollupViewSQL(m, e.hot))
+			}
+		}
 		known := map[string]bool{}
 		var unindexed []string
 		for _, f := range ts.files {
@@ -423,6 +440,9 @@ func (e *Engine) apply(ctx context.Context, ts *tableState) error {
 		e.m.hotRows.Set(float64(ts.hot.rows))
 	}
 	ts.defined = true
+	if rollup != nil {
+		rollup.defined = true
+	}
 	return nil
 }
 

@@ -108,14 +108,14 @@ func TestViewsFollowOtherWriters(t *testing.T) {
 		Minute   int64   `parquet:"minute,timestamp(microsecond:utc)"`
 		Mean     float64 `parquet:"mean"`
 	}
-	spec := lake.Spec[minute]{Name: "readings_1m", Partitioning: lake.ByDate, Time: func(m *minute) int64 { return m.Minute },
+	spec := lake.Spec[minute]{Name: "quality_1m", Partitioning: lake.ByDate, Time: func(m *minute) int64 { return m.Minute },
 		Seq: func(m *minute) int64 { return m.Minute }, Size: func(*minute) int64 { return 40 }}
 	mc := testkit.NewCommitter(t, lk, spec)
 	mc.Commit(t, []minute{{"a", day0, 1.5}, {"b", day0, 2.5}}, "windows-p0", 1)
 	testkit.Eventually(t, 5*time.Second, func() bool {
-		rows, err := tryRows(e, "SELECT sum(mean), min(date)::VARCHAR FROM readings_1m")
+		rows, err := tryRows(e, "SELECT sum(mean), min(date)::VARCHAR FROM quality_1m")
 		return err == nil && len(rows) == 1 && rows[0][0] == 4.0 && rows[0][1] == "2026-11-22"
-	}, "readings_1m did not appear as a view")
+	}, "quality_1m did not appear as a view")
 }
 
 func TestOnlyLocalLakes(t *testing.T) {

@@ -197,9 +197,9 @@ func (h *hotReadings) resetAppender() {
 	}
 }
 
-// deleteCommitted returns the statement deleting the rows the log's txns say are committed
-// (nil when none), and the partitions it covers. Caller holds writeMu.
-func (h *hotReadings) deleteSQL(txn func(appID string) (int64, bool)) string {
+// committedCond returns the condition matching the hot rows that txn's versions (per appId, as a
+// table's Delta log holds them) say are committed ("" when none are).
+func (h *hotReadings) committedCond(txn func(appID string) (int64, bool)) string {
 	h.mu.Lock()
 	parts := make([]int32, 0, len(h.partitions))
 	for p := range h.partitions {
@@ -213,10 +213,17 @@ func (h *hotReadings) deleteSQL(txn func(appID string) (int64, bool)) string {
 			conds = append(conds, "(_partition = "+strconv.Itoa(int(p))+" AND ingest_id <= "+strconv.FormatInt(v, 10)+")")
 		}
 	}
-	if len(conds) == 0 {
+	return strings.Join(conds, " OR ")
+}
+
+// deleteSQL returns the statement deleting the rows the log's txns say are committed ("" when
+// none). Caller holds writeMu.
+func (h *hotReadings) deleteSQL(txn func(appID string) (int64, bool)) string {
+	c := h.committedCond(txn)
+	if c == "" {
 		return ""
 	}
-	return "DELETE FROM " + hotTableName + " WHERE " + strings.Join(conds, " OR ")
+	return "DELETE FROM " + hotTableName + " WHERE " + c
 }
 
 func (h *hotReadings) close() {

@@ -51,8 +51,9 @@ func TestHotRowsVisibleBeforeCommit(t *testing.T) {
 }
 
 // TestCountAcrossCommits hammers count(*) while readings arrive and are committed in many small
-// commits, reported both directly and by polling: every answer must be monotonic and at most what
-// was handed over, none may count a reading twice, and the final answer is exact.
+// commits (readings_1m/ first, then readings/, as the decoder does), reported both directly and by
+// polling: every answer, from readings and from readings_1m, must be monotonic and at most what was
+// handed over, none may count a reading twice, and the final answer is exact.
 func TestCountAcrossCommits(t *testing.T) {
 	lk, u := testkit.TempLake(t)
 	cfg := testConfig()
@@ -64,6 +65,7 @@ func TestCountAcrossCommits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, mw := rollupWriters(t, lk)
 	const (
 		batches   = 600
 		perBatch  = 50
@@ -74,7 +76,7 @@ func TestCountAcrossCommits(t *testing.T) {
 	handed := 0
 	done := make(chan struct{})
 	var wg sync.WaitGroup
-	type sample struct{ n, dup int64 }
+	type sample struct{ n, dup, n1m int64 }
 	results := make([][]sample, 4)
 	for q := range results {
 		wg.Go(func() {
@@ -84,19 +86,20 @@ func TestCountAcrossCommits(t *testing.T) {
 					return
 				default:
 				}
-				rows := rowsOf(t, e, "SELECT count(*), count(*) - count(DISTINCT ingest_id) FROM readings")
-				n, dup := rows[0][0].(int64), rows[0][1].(int64)
+				rows := rowsOf(t, e, "SELECT count(*), count(*) - count(DISTINCT ingest_id), (SELECT coalesce(sum(count), 0)::BIGINT FROM readings_1m) FROM readings")
+				n, dup, n1m := rows[0][0].(int64), rows[0][1].(int64), rows[0][2].(int64)
 				mu.Lock()
 				limit := handed // read after the answer: it can only have grown meanwhile
 				mu.Unlock()
-				if n > int64(limit) {
-					t.Errorf("count %d exceeds the %d readings handed over", n, limit)
+				if n > int64(limit) || n1m > int64(limit) {
+					t.Errorf("count %d (readings_1m: %d) exceeds the %d readings handed over", n, n1m, limit)
 				}
-				results[q] = append(results[q], sample{n, dup})
+				results[q] = append(results[q], sample{n, dup, n1m})
 			}
 		})
 	}
 	next := int64(0)
+	var pending []lake.ReadingRow
 	for b := range batches {
 		rows := testkit.Readings(perBatch, 7, day0+int64(b)*10_000_000, 1_000_000, next)
 		next += perBatch
@@ -104,13 +107,10 @@ func TestCountAcrossCommits(t *testing.T) {
 		handed += perBatch
 		mu.Unlock()
 		e.AddReadings(0, rows)
-		for _, r := range rows {
-			w.Add(r)
-		}
+		pending = append(pending, rows...)
 		if (b+1)%perCommit == 0 {
-			if _, err := w.Commit(context.Background(), "decoder-p0", next-1); err != nil {
-				t.Fatal(err)
-			}
+			commitWithRollup(t, w, mw, pending, next-1)
+			pending = pending[:0]
 			e.CommittedReadings(context.Background(), 0, next-1)
 		}
 	}
@@ -126,6 +126,9 @@ func TestCountAcrossCommits(t *testing.T) {
 			if i > 0 && s[i].n < s[i-1].n {
 				t.Fatalf("querier %d: count went from %d to %d", q, s[i-1].n, s[i].n)
 			}
+			if i > 0 && s[i].n1m < s[i-1].n1m {
+				t.Fatalf("querier %d: readings_1m's count went from %d to %d", q, s[i-1].n1m, s[i].n1m)
+			}
 		}
 		commits += len(s)
 	}
@@ -134,6 +137,12 @@ func TestCountAcrossCommits(t *testing.T) {
 	}
 	if got := count(t, e, "SELECT count(*) FROM readings"); got != total {
 		t.Fatalf("final count = %d, want %d", got, total)
+	}
+	if got := count(t, e, "SELECT sum(count)::BIGINT FROM readings_1m"); got != total {
+		t.Fatalf("final readings_1m count = %d, want %d", got, total)
+	}
+	if n := mismatches(t, e); n != 0 {
+		t.Fatalf("%d minutes of readings_1m differ from resampling readings", n)
 	}
 	if got := count(t, e, "SELECT count(*) FROM "+hotTableName); got != 0 {
 		t.Fatalf("%d hot rows left after the last commit, want 0", got)

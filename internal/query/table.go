@@ -261,6 +261,47 @@ func viewSQL(ts *tableState) string {
 	return "CREATE OR REPLACE VIEW " + quoteIdent(ts.spec.Name) + " AS\n" + strings.Join(parts, "\nUNION ALL\n")
 }
 
+// rollupViewSQL returns the statement that (re)defines readings_1m: the rows of the readings_1m/
+// table merged into one per (sensor_id, metric, minute) (a minute committed in several commits has a
+// row in each), plus the minutes of the hot rows the table does not hold yet, so that the view
+// reaches the last second as readings does. Which hot rows the table holds is read from its own
+// log's txn versions, not from readings/: readings_1m/ commits before readings/, so for a moment it
+// is ahead of the hot rows' deletion, and a reading is still counted once.
+func rollupViewSQL(ts *tableState, hot *hotReadings) string {
+	cols := ts.columns
+	if len(cols) == 0 {
+		cols = ts.spec.Columns
+	}
+	var parts []string
+	if len(ts.files) > 0 {
+		parts = append(parts, "SELECT "+selectList(cols, nil)+" FROM "+parquetScan(ts.files, cols, ts.parts))
+	}
+	if hot != nil {
+		where := ""
+		if ts.log != nil {
+			snap := ts.log.Snapshot()
+			if c := hot.committedCond(func(app string) (int64, bool) {
+				st, ok := snap.Txn(app)
+				return st.Version, ok
+			}); c != "" {
+				where = " WHERE NOT (" + c + ")"
+			}
+		}
+		parts = append(parts, `SELECT sensor_id, metric, time_bucket(INTERVAL 1 MINUTE, ts) AS minute, count(*) AS count,
+ sum(value) AS sum, min(value) AS min, max(value) AS max, min(ts) AS first_ts, arg_min(value, ts) AS first,
+ max(ts) AS last_ts, arg_max(value, ts) AS last, date FROM `+hotTableName+where+`
+ GROUP BY sensor_id, metric, minute, date`)
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "SELECT "+nullList(cols)+" WHERE false")
+	}
+	return "CREATE OR REPLACE VIEW " + quoteIdent(ts.spec.Name) + ` AS
+SELECT sensor_id, metric, minute, sum(count)::BIGINT AS count, sum(sum) / sum(count) AS mean, min(min) AS min,
+ max(max) AS max, arg_min(first, first_ts) AS first, arg_max(last, last_ts) AS last, sum(sum) AS sum, date
+FROM (` + strings.Join(parts, "\nUNION ALL BY NAME\n") + `)
+GROUP BY sensor_id, metric, minute, date`
+}
+
 // selectList names cols; with have set, columns missing from it are NULLs of the column's type.
 func selectList(cols []ColumnDef, have map[string]bool) string {
 	items := make([]string, len(cols))

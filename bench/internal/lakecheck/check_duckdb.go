@@ -86,6 +86,28 @@ func notIn(sensors []string) string {
 	return " WHERE sensor_id NOT IN (" + strings.Join(q, ",") + ")"
 }
 
+// Minutes compares readings_1m/ with readings/ minute by minute: it returns the minutes readings/
+// has and how many of them, or of readings_1m/'s, disagree (a missing minute, another count, or
+// another sum).
+func (c *Checker) Minutes(ctx context.Context) (minutes, mismatched int64, err error) {
+	rsrc, err := c.scan("readings")
+	if err != nil || rsrc == "" {
+		return 0, 0, err
+	}
+	msrc, err := c.scan("readings_1m")
+	if err != nil {
+		return 0, 0, err
+	}
+	if msrc == "" {
+		msrc = "(SELECT NULL::VARCHAR AS sensor_id, NULL::VARCHAR AS metric, NULL::TIMESTAMPTZ AS minute, NULL::BIGINT AS count, NULL::DOUBLE AS sum WHERE false)"
+	}
+	q := fmt.Sprintf(`WITH r AS (SELECT sensor_id, metric, epoch_us(ts) // 60000000 AS m, count(*) AS n, sum(value) AS s FROM %s GROUP BY ALL),
+g AS (SELECT sensor_id, metric, epoch_us(minute) // 60000000 AS m, sum(count) AS n, sum(sum) AS s FROM %s GROUP BY ALL)
+SELECT count(r.n), count(*) FILTER (WHERE r.n IS DISTINCT FROM g.n OR abs(r.s - g.s) > 1e-6 * greatest(1, abs(r.s)))
+FROM r FULL OUTER JOIN g USING (sensor_id, metric, m)`, rsrc, msrc)
+	return minutes, mismatched, c.ints(ctx, q, &minutes, &mismatched)
+}
+
 // HasSensor reports whether readings/ holds a reading of sensor (a sentinel sent last).
 func (c *Checker) HasSensor(ctx context.Context, sensor string) (bool, error) {
 	src, err := c.scan("readings")

@@ -213,7 +213,7 @@ func TestGrafana(t *testing.T) {
             ) as i,
             string_to_array(current_setting('search_path'),',') s
           ) THEN 0 ELSE 1 END, 1`)
-	if strings.Join(tables, ",") != "latest,quarantine,raw,readings,registry_versions,sensors" {
+	if strings.Join(tables, ",") != "latest,quarantine,raw,readings,readings_1m,registry_versions,sensors" {
 		t.Fatalf("Grafana's table list = %v", tables)
 	}
 	cols := collect(t, c, `SELECT quote_ident(column_name) || ' ' || data_type AS "column"
