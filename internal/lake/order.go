@@ -151,8 +151,9 @@ func order[T any](spec *Spec[T], rows []T) ([]partRange, []int32) {
 }
 
 // sortRange orders idx by cmp of the rows it points to. Runs that are already in order (the usual
-// case) cost one comparison per row; a few rows out of place are moved by insertion; anything else
-// is sorted.
+// case) cost one comparison per row; a few rows out of place are moved by insertion, as long as they
+// do not move far (a few sorted runs one after the other, such as minutes of every sensor, would
+// make insertion quadratic); anything else is sorted.
 func sortRange[T any](rows []T, idx []int32, cmp func(a, b *T) int) {
 	inversions := 0
 	for j := 1; j < len(idx); j++ {
@@ -160,17 +161,28 @@ func sortRange[T any](rows []T, idx []int32, cmp func(a, b *T) int) {
 			inversions++
 		}
 	}
-	switch {
-	case inversions == 0:
-	case inversions <= 8:
-		for j := 1; j < len(idx); j++ {
-			for k := j; k > 0 && cmp(&rows[idx[k-1]], &rows[idx[k]]) > 0; k-- {
-				idx[k-1], idx[k] = idx[k], idx[k-1]
+	if inversions == 0 {
+		return
+	}
+	if inversions <= 8 && insertionSort(rows, idx, cmp, 8*len(idx)) {
+		return
+	}
+	// Insertion only swaps rows that compare greater, so what it left is still a stable start.
+	slices.SortStableFunc(idx, func(a, b int32) int { return cmp(&rows[a], &rows[b]) })
+}
+
+// insertionSort sorts idx by insertion unless that takes more than budget moves; it reports whether
+// it finished.
+func insertionSort[T any](rows []T, idx []int32, cmp func(a, b *T) int, budget int) bool {
+	for j := 1; j < len(idx); j++ {
+		for k := j; k > 0 && cmp(&rows[idx[k-1]], &rows[idx[k]]) > 0; k-- {
+			idx[k-1], idx[k] = idx[k], idx[k-1]
+			if budget--; budget < 0 {
+				return false
 			}
 		}
-	default:
-		slices.SortStableFunc(idx, func(a, b int32) int { return cmp(&rows[a], &rows[b]) })
 	}
+	return true
 }
 
 func cmpInt64(a, b int64) int {

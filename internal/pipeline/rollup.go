@@ -8,10 +8,10 @@ import (
 
 const microsPerMinute = int64(time.Minute / time.Microsecond)
 
-// rollupKey is one (sensor_id, metric, minute).
+// rollupKey is one minute of one series (seriesKey: see dedup.go).
 type rollupKey struct {
-	sensor, metric string
-	minute         int64
+	seriesKey
+	minute int64
 }
 
 // Rollup1m aggregates the rows for which keep returns true (nil: all) into one lake.Reading1mRow per
@@ -19,30 +19,31 @@ type rollupKey struct {
 // order; ties on ts keep the first row met as first and the last as last.
 func Rollup1m(rows []lake.ReadingRow, keep func(*lake.ReadingRow) bool) []lake.Reading1mRow {
 	var out []lake.Reading1mRow
-	idx := make(map[rollupKey]int32)
-	var prev rollupKey
-	at := int32(-1)
+	// A series' rows mostly come in time order, so its row is usually the one of its previous row:
+	// current maps each series to that (a small map, hot in cache), minutes to every row made.
+	current := make(map[seriesKey]int32)
+	minutes := make(map[rollupKey]int32)
 	for i := range rows {
 		r := &rows[i]
 		if keep != nil && !keep(r) {
 			continue
 		}
-		k := rollupKey{sensor: r.SensorID, metric: r.Metric, minute: r.TS - floorMod(r.TS, microsPerMinute)}
-		// Rows of one sensor mostly come together (the lake writer's order, or a payload of many
-		// readings): skip the map for a run of one key.
-		if at < 0 || k != prev {
-			j, ok := idx[k]
-			if !ok {
+		sk := seriesKey{r.SensorID, r.Metric}
+		minute := r.TS - floorMod(r.TS, microsPerMinute)
+		j, ok := current[sk]
+		if !ok || out[j].Minute != minute {
+			k := rollupKey{sk, minute}
+			if j, ok = minutes[k]; !ok {
 				j = int32(len(out))
-				idx[k] = j
+				minutes[k] = j
 				out = append(out, lake.Reading1mRow{
-					SensorID: r.SensorID, Metric: r.Metric, Minute: k.minute,
+					SensorID: r.SensorID, Metric: r.Metric, Minute: minute,
 					Min: r.Value, Max: r.Value, FirstTS: r.TS, First: r.Value, LastTS: r.TS, Last: r.Value,
 				})
 			}
-			prev, at = k, j
+			current[sk] = j
 		}
-		a := &out[at]
+		a := &out[j]
 		a.Count++
 		a.Sum += r.Value
 		a.Min = min(a.Min, r.Value)

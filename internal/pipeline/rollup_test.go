@@ -172,3 +172,24 @@ func TestDecoderWritesMinutesOnce(t *testing.T) {
 	r.run()
 	check("replay after a crash between the commits", n+14)
 }
+
+// BenchmarkRollup1m: a commit's worth of rows (1M, 1,000 sensors interleaved as they arrive, 1 Hz).
+func BenchmarkRollup1m(b *testing.B) {
+	const sensors = 1000
+	ids := make([]string, sensors)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("sensor-%04d", i)
+	}
+	rows := make([]lake.ReadingRow, 1_000_000)
+	start := ts("2026-11-24T10:00:00Z")
+	for i := range rows {
+		rows[i] = lake.ReadingRow{SensorID: ids[i%sensors], Metric: "temperature", TS: start + int64(i/sensors)*1_000_000, Value: float64(i % 97), IngestID: int64(i)}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if out := Rollup1m(rows, nil); len(out) != sensors*17 {
+			b.Fatalf("%d minutes", len(out))
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(rows)), "ns/row")
+}
