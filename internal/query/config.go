@@ -12,12 +12,14 @@ import (
 type Config struct {
 	Enabled          bool          `yaml:"enabled" doc:"Serve SQL over the lake and the readings not yet committed: POST /api/v1/query on the HTTP listener, and the PostgreSQL protocol (section pgwire). Needs a file:// lake (DuckDB cannot read object stores here)."`
 	Threads          int           `yaml:"threads" doc:"DuckDB worker threads (0: one per CPU). They run at the lowered priority below, so they use what ingest leaves idle."`
-	Nice             int           `yaml:"nice" doc:"OS scheduling niceness (0 to 19) of DuckDB's worker threads (Linux): 19 gives them CPU time only when ingest does not need it; 0: they compete with ingest as equals. The thread that calls a query, which executes part of it, keeps normal priority: a Go thread at lowered priority stalls the whole process at every garbage collection (freshness p99 at 50,000 readings/s: 555 ms with it lowered, 44 ms without)."`
+	Nice             int           `yaml:"nice" doc:"OS scheduling niceness (0 to 19) of DuckDB's worker threads (Linux): 19 gives them CPU time only when ingest does not need it; 0: they compete with ingest as equals. The thread that calls a query, which executes part of it, keeps normal priority (a Go thread at lowered priority stalls the whole process at every garbage collection): execution_share keeps that part from starving ingest."`
 	MemoryLimit      config.Bytes  `yaml:"memory_limit" doc:"DuckDB's memory limit (hot rows, query state). Larger sorts and joins spill to temp_dir."`
 	TempDir          string        `yaml:"temp_dir" doc:"Where DuckDB spills query state that does not fit in memory_limit. Each run uses a fresh spill-* directory inside it, removed on exit. Empty: <data_dir>/query-tmp."`
 	Timeout          time.Duration `yaml:"timeout" doc:"Longest a query may run; past it the query is cancelled with an error."`
 	MaxRows          int           `yaml:"max_rows" doc:"Most rows one query returns; a longer result is cut there and marked truncated (HTTP) or ends in an error (PostgreSQL protocol). 0: no limit."`
 	MaxConcurrent    int           `yaml:"max_concurrent" doc:"Queries executed at once; further queries wait for a slot (up to their timeout)."`
+	ExecutionShare   float64       `yaml:"execution_share" doc:"Ingest comes first: while readings are arriving, queries together execute for at most this share of the time (0.1: 100 ms a second, summed over concurrent queries); the next query waits for its turn (up to its timeout). 1: no limit. Without ingest queries are not held back."`
+	ExecutionBurst   time.Duration `yaml:"execution_burst" doc:"Query execution time available at once before execution_share applies, so interactive queries run at once and only a sustained query load waits."`
 	RefreshInterval  time.Duration `yaml:"refresh_interval" doc:"How often the Delta logs are read for commits made by other writers (other sluice instances, compaction). Commits made by this process are visible at once."`
 	HotFlushInterval time.Duration `yaml:"hot_flush_interval" doc:"Readings decoded but not yet committed to a lake file (hot rows) are handed to the SQL engine at most this often. Bounds how stale SQL can be: a reading is queryable within roughly this long after it is decoded."`
 	PGWire           PGWireConfig  `yaml:"pgwire" doc:"PostgreSQL wire protocol: psql, JDBC, pgx, Grafana's PostgreSQL data source."`
@@ -33,7 +35,8 @@ type PGWireConfig struct {
 }
 
 // DefaultConfig returns the defaults: enabled; DuckDB threads on every CPU at niceness 19, 2GiB of
-// memory; queries limited to 5 minutes and a million rows, 8 at once; the PostgreSQL protocol on
+// memory; queries limited to 5 minutes and a million rows, 8 at once, and to a tenth of the time
+// while readings arrive (1 s at once); the PostgreSQL protocol on
 // 127.0.0.1:5433 without authentication (loopback only).
 func DefaultConfig() Config {
 	return Config{
@@ -43,6 +46,8 @@ func DefaultConfig() Config {
 		Timeout:          5 * time.Minute,
 		MaxRows:          1_000_000,
 		MaxConcurrent:    8,
+		ExecutionShare:   0.1,
+		ExecutionBurst:   time.Second,
 		RefreshInterval:  time.Second,
 		HotFlushInterval: 10 * time.Millisecond,
 		PGWire:           PGWireConfig{Listen: "127.0.0.1:5433"},
@@ -58,6 +63,8 @@ func (c Config) Validate() config.Errors {
 	es.Check(c.Timeout > 0, "timeout", fmt.Sprintf("%s is not positive", c.Timeout), "use a duration such as 5m")
 	es.Check(c.MaxRows >= 0, "max_rows", fmt.Sprintf("%d is negative", c.MaxRows), "use 0 (no limit) or a row count such as 1000000")
 	es.Check(c.MaxConcurrent >= 1, "max_concurrent", fmt.Sprintf("%d is below 1", c.MaxConcurrent), "use a count such as 8")
+	es.Check(c.ExecutionShare > 0 && c.ExecutionShare <= 1, "execution_share", fmt.Sprintf("%g is out of range", c.ExecutionShare), "use a share above 0 and at most 1 (no limit), such as 0.1")
+	es.Check(c.ExecutionBurst > 0, "execution_burst", fmt.Sprintf("%s is not positive", c.ExecutionBurst), "use a duration such as 2s")
 	es.Check(c.RefreshInterval > 0, "refresh_interval", fmt.Sprintf("%s is not positive", c.RefreshInterval), "use a duration such as 1s")
 	es.Check(c.HotFlushInterval > 0 && c.HotFlushInterval <= 10*time.Second, "hot_flush_interval", fmt.Sprintf("%s is out of range", c.HotFlushInterval), "use a duration from 1ms to 10s, such as 10ms")
 	return es

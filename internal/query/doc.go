@@ -48,7 +48,8 @@
 // Thread priority (priority_linux.go): on a 2-core machine DuckDB's threads would otherwise take CPU
 // from ingest; Go has no API for it, so DuckDB is opened on a locked OS thread whose niceness is
 // raised (DuckDB's workers inherit it), and the thread exits with its goroutine. Queries themselves
-// are called at normal priority (see lowPriority for why). The statement check
+// are called at normal priority (see lowPriority for why) and rationed instead while readings arrive
+// (ration.go). The statement check
 // is a few lines of keyword scanning, because DuckDB's prepared statement type alone lets PRAGMA
 // through (as a SELECT) and hides what EXPLAIN ANALYZE would run. Error positions are read from
 // DuckDB's "LINE n:" context block, which its C API offers only as text.

@@ -84,6 +84,7 @@ type Engine struct {
 	db        *sql.DB
 	store     delta.Store
 	sem       chan struct{}
+	ration    *ration
 
 	refreshMu sync.Mutex // serialises changes to views and engine tables (the admin connection)
 	admin     *sql.Conn
@@ -125,6 +126,7 @@ func Open(ctx context.Context, lakeURL string, cfg Config, opts ...Option) (*Eng
 	e := &Engine{
 		cfg: cfg, lakeURL: lakeURL, lakeDir: dir, opts: o, logger: o.logger, m: newMetrics(o.reg),
 		store: delta.NewBlobStore(bucket, dir), sem: make(chan struct{}, cfg.MaxConcurrent),
+		ration: newRation(cfg.ExecutionShare, cfg.ExecutionBurst, time.Now()),
 		tables: map[string]*tableState{}, indexed: map[string]bool{}, closed: make(chan struct{}),
 	}
 	if err := e.open(ctx); err != nil {
@@ -325,6 +327,9 @@ func (e *Engine) CommittedReadings(ctx context.Context, partition int32, last in
 // (hot rows). Rows are copied; their strings are kept until they are written to DuckDB. Called by
 // the decoder; a no-op unless the engine was opened WithHotReadings.
 func (e *Engine) AddReadings(partition int32, rows []lake.ReadingRow) {
+	if len(rows) > 0 {
+		e.ration.ingest(time.Now())
+	}
 	if e.hot != nil {
 		e.hot.add(partition, rows)
 	}

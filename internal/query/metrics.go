@@ -15,6 +15,7 @@ type metrics struct {
 	tableFiles      *prometheus.GaugeVec
 	tableVersion    *prometheus.GaugeVec
 	indexedFiles    prometheus.Counter
+	rationed        prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -31,10 +32,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		tableFiles:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_query_view_files", Help: "Committed files a view reads, by view."}, []string{"view"}),
 		tableVersion:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_query_view_version", Help: "Delta table version a view shows, by view."}, []string{"view"}),
 		indexedFiles:    prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_query_latest_indexed_files_total", Help: "Readings files folded into the latest-value index."}),
+		rationed:        prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_query_rationed_seconds_total", Help: "Time queries waited for their turn while ingest was active (query.execution_share)."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.queries, m.querySeconds, m.rows, m.waiting, m.hotRows, m.hotFlushSeconds, m.hotVisibility,
-			m.refreshes, m.refreshErrors, m.tableFiles, m.tableVersion, m.indexedFiles)
+			m.refreshes, m.refreshErrors, m.tableFiles, m.tableVersion, m.indexedFiles, m.rationed)
 	}
 	return m
 }

@@ -247,13 +247,24 @@ func (p *Prepared) Run(args []any, maxRows int, fn func(*Rows) error) error {
 	var qe *Error
 	rerr := p.conn.Raw(func(dc any) error {
 		c := dc.(*duckdb.Conn)
+		waited, err := e.ration.wait(p.ctx, e.closed)
+		e.m.rationed.Add(waited.Seconds())
+		if err != nil {
+			qe = &Error{Kind: ErrTimeout, Message: fmt.Sprintf("the query waited %s for its turn and timed out: while readings arrive, queries execute for query.execution_share (%g) of the time", waited.Round(time.Millisecond), e.cfg.ExecutionShare), Offset: -1}
+			if p.ctx.Err() == nil {
+				qe = &Error{Kind: ErrUnavailable, Message: "the SQL engine is closed", Offset: -1}
+			}
+			return nil
+		}
 		if _, err := c.ExecContext(p.ctx, "BEGIN TRANSACTION READ ONLY", nil); err != nil {
 			qe = classify(err, p.q, p.ctx)
 			return nil
 		}
 		var dr driver.Rows
-		var err error
+		began := time.Now()
 		dr, err = p.stmt.QueryContext(p.ctx, named)
+		// Charged: executing, and converting the rows (Go code at normal priority as well).
+		defer func() { e.ration.charge(time.Since(began), time.Now()) }()
 		if err != nil {
 			_, _ = c.ExecContext(context.WithoutCancel(p.ctx), "ROLLBACK", nil)
 			qe = classify(err, p.q, p.ctx)
