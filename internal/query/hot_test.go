@@ -58,7 +58,7 @@ func TestCountAcrossCommits(t *testing.T) {
 	lk, u := testkit.TempLake(t)
 	cfg := testConfig()
 	cfg.RefreshInterval = 7 * time.Millisecond // polling races the direct notification
-	cfg.ExecutionShare = 1                      // as many queries as possible during the commits
+	cfg.ExecutionShare = 1                     // as many queries as possible during the commits
 	e := openEngine(t, u, cfg, WithHotReadings(decoderAppID))
 	lcfg := lake.DefaultConfig()
 	lcfg.RowGroupRows = 1024
