@@ -410,11 +410,7 @@ func (e *Engine) apply(ctx context.Context, ts *tableState) error {
 			e.logger.Warn("hot rows: appending to the SQL engine failed; they become queryable when their file is committed", "err", err)
 		}
 		if ts.log != nil {
-			snap := ts.log.Snapshot()
-			if del := ts.hot.deleteSQL(func(app string) (int64, bool) {
-				st, ok := snap.Txn(app)
-				return st.Version, ok
-			}); del != "" {
+			if del := ts.hot.deleteSQL(txnVersions(ts.log.Snapshot())); del != "" {
 				stmts = append(stmts, del)
 			}
 		}

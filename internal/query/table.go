@@ -244,14 +244,7 @@ func duckType(t delta.DataType, depth int) (string, error) {
 
 // viewSQL returns the statement that (re)defines ts's view: its committed files, plus its hot rows.
 func viewSQL(ts *tableState) string {
-	cols := ts.columns
-	if len(cols) == 0 {
-		cols = ts.spec.Columns
-	}
-	var parts []string
-	if len(ts.files) > 0 {
-		parts = append(parts, "SELECT "+selectList(cols, nil)+" FROM "+parquetScan(ts.files, cols, ts.parts))
-	}
+	cols, parts := committedSelect(ts)
 	if ts.hot != nil {
 		parts = append(parts, "SELECT "+selectList(cols, hotColumnSet)+" FROM "+hotTableName)
 	}
@@ -268,22 +261,11 @@ func viewSQL(ts *tableState) string {
 // log's txn versions, not from readings/: readings_1m/ commits before readings/, so for a moment it
 // is ahead of the hot rows' deletion, and a reading is still counted once.
 func rollupViewSQL(ts *tableState, hot *hotReadings) string {
-	cols := ts.columns
-	if len(cols) == 0 {
-		cols = ts.spec.Columns
-	}
-	var parts []string
-	if len(ts.files) > 0 {
-		parts = append(parts, "SELECT "+selectList(cols, nil)+" FROM "+parquetScan(ts.files, cols, ts.parts))
-	}
+	cols, parts := committedSelect(ts)
 	if hot != nil {
 		where := ""
 		if ts.log != nil {
-			snap := ts.log.Snapshot()
-			if c := hot.committedCond(func(app string) (int64, bool) {
-				st, ok := snap.Txn(app)
-				return st.Version, ok
-			}); c != "" {
+			if c := hot.committedCond(txnVersions(ts.log.Snapshot())); c != "" {
 				where = " WHERE NOT (" + c + ")"
 			}
 		}
@@ -300,6 +282,28 @@ SELECT sensor_id, metric, minute, sum(count)::BIGINT AS count, sum(sum) / sum(co
  max(max) AS max, arg_min(first, first_ts) AS first, arg_max(last, last_ts) AS last, sum(sum) AS sum, date
 FROM (` + strings.Join(parts, "\nUNION ALL BY NAME\n") + `)
 GROUP BY sensor_id, metric, minute, date`
+}
+
+// committedSelect returns ts's view columns and, when it has committed files, the SELECT that reads
+// them.
+func committedSelect(ts *tableState) ([]ColumnDef, []string) {
+	cols := ts.columns
+	if len(cols) == 0 {
+		cols = ts.spec.Columns
+	}
+	var parts []string
+	if len(ts.files) > 0 {
+		parts = append(parts, "SELECT "+selectList(cols, nil)+" FROM "+parquetScan(ts.files, cols, ts.parts))
+	}
+	return cols, parts
+}
+
+// txnVersions returns the txn version of an appId in snap's table (false: none).
+func txnVersions(snap *delta.Snapshot) func(appID string) (int64, bool) {
+	return func(appID string) (int64, bool) {
+		st, ok := snap.Txn(appID)
+		return st.Version, ok
+	}
 }
 
 // selectList names cols; with have set, columns missing from it are NULLs of the column's type.
