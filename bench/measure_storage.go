@@ -28,22 +28,25 @@ type storagePlan struct {
 type storageResult struct {
 	messages                int64
 	rawBytes, readingsBytes int64
+	minutesBytes            int64 // readings_1m/
 	rawFiles, readingsFiles int
-	logBytes                int64 // the two tables' _delta_log directories
+	logBytes                int64 // the three tables' _delta_log directories
 }
 
-// measureStorage measures bytes per reading in raw/ and readings/.
+// measureStorage measures bytes per reading in raw/, readings/ and readings_1m/.
 func measureStorage(ctx context.Context, e *env, plan storagePlan) (*Section, []string) {
 	s := &Section{Title: "Storage cost: bytes per reading"}
 	s.Intro = "Readings of the default (nested) payload shape from the simulator (its random walk plus noise, two decimals, " +
 		"µs timestamps), every sensor once a second, through the archiver and decoder with the default lake settings except that " +
 		"files are cut every simulated minute (flush_rows = sensors × 60, as the default flush_interval of one minute cuts them at that rate). " +
-		"Bytes are the committed Parquet files' sizes from the Delta log, divided by the readings; each seed is one run."
+		"Bytes are the committed Parquet files' sizes from the Delta log, divided by the readings; each seed is one run. " +
+		"readings_1m/ (the 1-minute aggregates) has no target: it is what the resample costs on top."
 	var errs []string
 	for _, sc := range plan.cases {
 		name := fmt.Sprintf("%s sensors × %d min", formatNum(float64(sc.fleet), 0), sc.minutes)
 		raw := s.Add("raw/ bytes per reading, "+name, "bytes", 2).Goal(16, false)
 		rd := s.Add("readings/ bytes per reading, "+name, "bytes", 2).Goal(6, false)
+		m1 := s.Add("readings_1m/ bytes per reading, "+name, "bytes", 3)
 		var last storageResult
 		for r := range plan.runs {
 			res, err := storageRun(ctx, e, sc, int64(r+1))
@@ -54,6 +57,7 @@ func measureStorage(ctx context.Context, e *env, plan storagePlan) (*Section, []
 			n := float64(res.messages)
 			raw.Values = append(raw.Values, float64(res.rawBytes)/n)
 			rd.Values = append(rd.Values, float64(res.readingsBytes)/n)
+			m1.Values = append(m1.Values, float64(res.minutesBytes)/n)
 			e.say("storage %s seed %d: raw %.2f B/reading (%d files), readings %.2f B/reading (%d files)", name, r+1,
 				float64(res.rawBytes)/n, res.rawFiles, float64(res.readingsBytes)/n, res.readingsFiles)
 			last = res
@@ -111,10 +115,15 @@ func storageRun(ctx context.Context, e *env, sc storageCase, seed int64) (storag
 	res.rawBytes, rawRows = lakecheck.Bytes(rawFiles)
 	res.readingsBytes, rdRows = lakecheck.Bytes(rdFiles)
 	res.rawFiles, res.readingsFiles = len(rawFiles), len(rdFiles)
+	m1Files, err := lakecheck.Tables(lakeDir, "readings_1m")
+	if err != nil {
+		return res, err
+	}
+	res.minutesBytes, _ = lakecheck.Bytes(m1Files)
 	if rawRows != int64(n) || rdRows != int64(n) {
 		return res, fmt.Errorf("the Delta logs count %d raw and %d readings rows, want %d of each", rawRows, rdRows, n)
 	}
-	for _, t := range []string{"raw", "readings"} {
+	for _, t := range []string{"raw", "readings", "readings_1m"} {
 		size, err := dirSize(filepath.Join(lakeDir, t, "_delta_log"))
 		if err != nil {
 			return res, err
