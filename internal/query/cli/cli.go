@@ -181,6 +181,7 @@ func printTable(out io.Writer, body io.Reader) error {
 	var res struct {
 		Columns []struct {
 			Name string `json:"name"`
+			Type string `json:"type"`
 		} `json:"columns"`
 		Rows      [][]json.RawMessage `json:"rows"`
 		RowCount  int                 `json:"row_count"`
@@ -205,6 +206,7 @@ func printTable(out io.Writer, body io.Reader) error {
 		cells[r] = make([]string, len(row))
 		for i, v := range row {
 			s, num := cellText(v)
+			num = num || exactNumber(res.Columns[i].Type) // its digits come as a JSON string
 			if (!num || string(v) == "true" || string(v) == "false") && string(v) != "null" {
 				right[i] = false
 			}
@@ -251,6 +253,17 @@ func printTable(out io.Writer, body io.Reader) error {
 	fmt.Fprintf(&b, "; %s)\n", time.Duration(res.Elapsed*float64(time.Millisecond)).Round(time.Millisecond/10))
 	_, err := io.WriteString(out, b.String())
 	return err
+}
+
+// exactNumber reports whether a DuckDB type is a number the JSON result carries as a string, so that
+// no digit is lost (HUGEINT: sum(count) over readings_1m, DECIMAL, UBIGINT).
+func exactNumber(duckType string) bool {
+	for _, p := range []string{"HUGEINT", "UHUGEINT", "UBIGINT", "BIGNUM", "DECIMAL"} {
+		if strings.HasPrefix(duckType, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // cellText renders one JSON value for the table, and whether it is a number.

@@ -53,6 +53,26 @@ func TestDirectTable(t *testing.T) {
 	}
 }
 
+// TestDirectTableExactNumbers: numbers JSON carries as strings (HUGEINT, DECIMAL) are right-aligned
+// like the others.
+func TestDirectTableExactNumbers(t *testing.T) {
+	u := lakeWithReadings(t)
+	var out, errOut bytes.Buffer
+	sql := "SELECT sensor_id, sum(ingest_id) AS ids, CAST(max(value) AS DECIMAL(8,3)) AS top FROM readings GROUP BY 1 ORDER BY 1"
+	if err := Run(context.Background(), Options{SQL: sql, LakeURL: u, Direct: true, Config: query.DefaultConfig()}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	want := ` sensor_id  | ids |   top
+------------+-----+-------
+ sensor-000 | 135 | 0.009
+ sensor-001 | 145 | 1.009
+ sensor-002 | 155 | 2.009
+`
+	if got := out.String(); !strings.HasPrefix(got, want) {
+		t.Fatalf("table:\n%s\nwant:\n%s", got, want)
+	}
+}
+
 func TestFormatsAndErrors(t *testing.T) {
 	u := lakeWithReadings(t)
 	var out, errOut bytes.Buffer
