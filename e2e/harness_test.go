@@ -162,11 +162,7 @@ func (p *proc) kill() {
 // stop sends SIGTERM and requires a clean exit (status 0) within the timeout.
 func (p *proc) stop(t testing.TB, timeout time.Duration) {
 	t.Helper()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(timeout):
-		p.kill()
+	if !testkit.StopProcess(p.cmd.Process, p.exited, syscall.SIGTERM, timeout) {
 		t.Fatalf("sluice did not stop within %s after SIGTERM:\n%s", timeout, p.Logs())
 	}
 	if p.err != nil {

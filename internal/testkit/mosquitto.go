@@ -112,13 +112,7 @@ func (m *Mosquitto) Stop() {
 	if m.cmd == nil {
 		return
 	}
-	_ = m.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-m.done:
-	case <-time.After(10 * time.Second):
-		_ = m.cmd.Process.Kill()
-		<-m.done
-	}
+	StopProcess(m.cmd.Process, m.done, os.Interrupt, 10*time.Second)
 	m.cmd = nil
 }
 

@@ -1,7 +1,10 @@
 package testkit
 
 import (
+	"bufio"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -39,5 +42,44 @@ func TestMosquittoRestartKeepsPort(t *testing.T) {
 	m.Stop()
 	if m.CPU() <= 0 {
 		t.Fatalf("CPU after two runs = %s", m.CPU())
+	}
+}
+
+// TestStopProcess: a process that honours the signal exits in time; one that ignores it is killed
+// after the timeout, and both have been waited for when StopProcess returns.
+func TestStopProcess(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		script string
+		inTime bool
+	}{
+		{"honours SIGTERM", "exec sleep 30", true},
+		{"ignores SIGTERM", `trap "" TERM; echo ready; exec sleep 30` /* an ignored signal stays ignored across exec */, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command("sh", "-c", tc.script)
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			if !tc.inTime { // the trap must be set before the signal comes
+				if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+					t.Fatal(err)
+				}
+			}
+			exited := make(chan struct{})
+			go func() { _ = cmd.Wait(); close(exited) }()
+			if got := StopProcess(cmd.Process, exited, syscall.SIGTERM, 300*time.Millisecond); got != tc.inTime {
+				t.Fatalf("StopProcess = %v, want %v", got, tc.inTime)
+			}
+			select {
+			case <-exited:
+			default:
+				t.Fatal("StopProcess returned before the process was waited for")
+			}
+		})
 	}
 }

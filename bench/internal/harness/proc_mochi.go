@@ -131,13 +131,7 @@ func (m *Mochi) CPU() time.Duration { return m.cpu }
 // Stop stops the broker and waits for it.
 func (m *Mochi) Stop() {
 	m.in.Close()
-	_ = m.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-m.done:
-	case <-time.After(10 * time.Second):
-		_ = m.cmd.Process.Kill()
-		<-m.done
-	}
+	testkit.StopProcess(m.cmd.Process, m.done, syscall.SIGTERM, 10*time.Second)
 }
 
 // allowHook lets every client connect, publish and subscribe, as the embedded broker does when no

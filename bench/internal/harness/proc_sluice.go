@@ -176,11 +176,7 @@ func (p *Proc) Stop(timeout time.Duration) error {
 		return nil
 	default:
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(timeout):
-		p.Kill()
+	if !testkit.StopProcess(p.cmd.Process, p.exited, syscall.SIGTERM, timeout) {
 		return fmt.Errorf("sluice did not stop within %s of SIGTERM:\n%s", timeout, p.tail(4000))
 	}
 	if p.err != nil {
