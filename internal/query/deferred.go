@@ -7,9 +7,10 @@ import (
 	"github.com/sluice-project/sluice/internal/lake"
 )
 
-// maxDeferred bounds the readings a Deferred keeps before its engine is attached; past it the oldest
-// wait for their commit to become visible (they are never counted twice, only later).
-const maxDeferred = 4 << 20
+// maxDeferred bounds the readings a Deferred keeps before its engine is attached (each costs about
+// 110 bytes: 256Ki of them about 28MiB, a few seconds of a large fleet); past it the newest wait for
+// their commit to become visible (they are never counted twice, only later).
+const maxDeferred = 256 << 10
 
 // Deferred stands in for an engine that is still opening (Open reads every Delta log, which takes a
 // while on a large lake, and sluice should take messages meanwhile). The decoder feeds it from the

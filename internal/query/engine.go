@@ -231,6 +231,7 @@ func (e *Engine) open(ctx context.Context) error {
 		hotDDL,
 		latestIndexDDL,
 		registryDDL,
+		registryNextDDL,
 		timeBucketMacro,
 	}
 	stmts = append(stmts, e.opts.setup...)
