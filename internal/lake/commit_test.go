@@ -36,6 +36,18 @@ func (f *faultStore) Create(ctx context.Context, key string) (delta.FileWriter, 
 	return f.Store.Create(ctx, key)
 }
 
+// Put fails with createErr for data files (spooled files are stored with Put).
+func (f *faultStore) Put(ctx context.Context, key string, data []byte) error {
+	f.mu.Lock()
+	f.creates++
+	err := f.createErr
+	f.mu.Unlock()
+	if err != nil && strings.HasSuffix(key, ".parquet") && !strings.Contains(key, "_delta_log/") {
+		return err
+	}
+	return f.Store.Put(ctx, key, data)
+}
+
 func (f *faultStore) PutIfAbsent(ctx context.Context, key string, data []byte) error {
 	f.mu.Lock()
 	commitErr, lost := f.commitErr, f.commitLost

@@ -131,20 +131,27 @@ func (w *Writer[T]) writeFile(ctx context.Context, dir string, pv map[string]str
 }
 
 func (w *Writer[T]) writeRows(pw *parquet.GenericWriter[T], rows []T, lo, hi int, idx []int32) error {
+	return writeThrough(pw, rows, lo, hi, idx, &w.chunk)
+}
+
+// writeThrough writes rows[lo:hi] to pw, or the rows rows[i] for i in idx, in that order, gathered
+// chunkRows at a time into *chunk (allocated on first use, cleared after).
+func writeThrough[T any](pw *parquet.GenericWriter[T], rows []T, lo, hi int, idx []int32, chunk *[]T) error {
 	if idx == nil {
 		_, err := pw.Write(rows[lo:hi])
 		return err
 	}
-	if w.chunk == nil {
-		w.chunk = make([]T, chunkRows)
+	if *chunk == nil {
+		*chunk = make([]T, chunkRows)
 	}
-	defer clear(w.chunk) // do not keep the caller's memory alive
+	c := *chunk
+	defer clear(c) // do not keep the caller's memory alive
 	for len(idx) > 0 {
 		n := min(len(idx), chunkRows)
 		for i, j := range idx[:n] {
-			w.chunk[i] = rows[j]
+			c[i] = rows[j]
 		}
-		if _, err := pw.Write(w.chunk[:n]); err != nil {
+		if _, err := pw.Write(c[:n]); err != nil {
 			return err
 		}
 		idx = idx[n:]

@@ -27,6 +27,12 @@ type Writer[T any] struct {
 	now    func() time.Time
 	chunk  []T // rows gathered for one Parquet write (used by the committing goroutine)
 
+	// Spooled rows (see spool.go): the files being built in memory, the rows they hold, and the
+	// gathering buffer of Spool (used by the Writer's goroutine).
+	spooled     []*spoolFile[T]
+	spooledRows int
+	spoolChunk  []T
+
 	rows   []T
 	bytes  int64
 	oldest time.Time
@@ -93,7 +99,7 @@ func NewWriter[T any](ctx context.Context, lk *Lake, spec Spec[T], cfg Config) (
 
 // Add buffers a row. Its byte slices and strings stay referenced until Commit returns nil.
 func (w *Writer[T]) Add(row T) {
-	if len(w.rows) == 0 {
+	if len(w.rows) == 0 && w.spooledRows == 0 {
 		w.oldest = w.now()
 		if cap(w.rows) == 0 && w.lastSealed > 0 {
 			// After a Seal: start at a quarter of the last batch rather than from nothing (fewer
@@ -123,9 +129,13 @@ func (w *Writer[T]) grow() {
 	w.rows = slices.Grow(w.rows, want-n)
 }
 
-// Buffered reports the rows buffered since the last successful Commit, their estimated memory, and
-// when the first of them was added (zero when none).
+// Buffered reports the rows buffered since the last successful Commit or Seal, their estimated
+// memory (spooled rows count as their compressed bytes), and when the first of them was added (zero
+// when none).
 func (w *Writer[T]) Buffered() (rows int, bytes int64, oldest time.Time) {
+	if w.spooledRows > 0 {
+		return len(w.rows) + w.spooledRows, w.bytes + w.spooledBytes(), w.oldest
+	}
 	return len(w.rows), w.bytes, w.oldest
 }
 
@@ -150,10 +160,16 @@ func (w *Writer[T]) TxnVersion(ctx context.Context, appID string) (version int64
 // On error the rows stay buffered (and files already written are reused) for a retry with the same
 // appID and version. On success the buffer is empty and the rows' memory may be reused.
 func (w *Writer[T]) Commit(ctx context.Context, appID string, version int64) (int64, error) {
+	if w.spooledRows > 0 {
+		return -1, fmt.Errorf("lake %s: commit %s@%d: the writer holds spooled rows: commit them with Seal and Batch.Commit", w.spec.Name, appID, version)
+	}
 	if w.pendingGen != w.gen {
 		w.pending = files{} // rows were added since the failed attempt: write them all again
 	}
-	v, err := w.commitRows(ctx, w.rows, &w.pending, appID, version)
+	rows := w.rows
+	v, err := w.commitRows(ctx, len(rows), func(ctx context.Context, now int64) ([]delta.Action, error) {
+		return w.writeFiles(ctx, rows, now)
+	}, &w.pending, appID, version)
 	w.pendingGen = w.gen
 	if err != nil {
 		return -1, err
@@ -167,6 +183,9 @@ func (w *Writer[T]) Commit(ctx context.Context, appID string, version int64) (in
 type Batch[T any] struct {
 	w       *Writer[T]
 	rows    []T
+	built   []builtFile // spooled rows, as finished files (rows is nil then)
+	err     error       // why the spooled files could not be finished
+	n       int         // rows in the batch
 	bytes   int64
 	pending files
 	version int64 // table version once committed
@@ -175,9 +194,23 @@ type Batch[T any] struct {
 
 // Seal takes the buffered rows out of the Writer as a Batch and leaves the Writer's buffer empty,
 // ready for the next Adds. Files a failed Commit of the Writer wrote for those rows go with them.
-// Like Add, Seal is called by the Writer's goroutine.
+// When rows were spooled, the rest are spooled too and the Batch holds the finished files. Like Add,
+// Seal is called by the Writer's goroutine. If the spooled files cannot be finished (rows that
+// cannot be encoded: a bug), the Batch's Commit fails every time with why, so the caller never
+// commits past them.
 func (w *Writer[T]) Seal() *Batch[T] {
-	b := &Batch[T]{w: w, rows: w.rows, bytes: w.bytes}
+	if w.spooledRows > 0 {
+		built, n, err := w.finishSpool()
+		b := &Batch[T]{w: w, built: built, n: n, err: err}
+		for _, f := range built {
+			b.bytes += int64(len(f.data))
+		}
+		w.bytes, w.oldest = 0, time.Time{}
+		w.gen++
+		w.pendingGen = w.gen
+		return b
+	}
+	b := &Batch[T]{w: w, rows: w.rows, n: len(w.rows), bytes: w.bytes}
 	w.lastSealed = len(w.rows)
 	if w.pendingGen == w.gen {
 		b.pending = w.pending
@@ -197,14 +230,15 @@ func (w *Writer[T]) BatchOf(rows []T) *Batch[T] {
 	for i := range rows {
 		bytes += w.spec.Size(&rows[i])
 	}
-	return &Batch[T]{w: w, rows: rows, bytes: bytes}
+	return &Batch[T]{w: w, rows: rows, n: len(rows), bytes: bytes}
 }
 
-// Rows returns the batch's rows until it is committed (nil after). The caller must not modify them.
+// Rows returns the batch's rows until it is committed (nil after, and for spooled rows). The caller
+// must not modify them.
 func (b *Batch[T]) Rows() []T { return b.rows }
 
-// Len returns the batch's rows and their estimated memory.
-func (b *Batch[T]) Len() (rows int, bytes int64) { return len(b.rows), b.bytes }
+// Len returns the batch's rows and their estimated memory (spooled rows: their compressed bytes).
+func (b *Batch[T]) Len() (rows int, bytes int64) { return b.n, b.bytes }
 
 // Commit makes the batch's rows part of the table with the txn (appID, version), as Writer.Commit
 // does for the buffered rows, and returns the table version. On error it may be called again, with
@@ -218,22 +252,33 @@ func (b *Batch[T]) Commit(ctx context.Context, appID string, version int64) (int
 	if b.done {
 		return b.version, nil
 	}
-	v, err := b.w.commitRows(ctx, b.rows, &b.pending, appID, version)
+	if b.err != nil {
+		return -1, b.err
+	}
+	write := func(ctx context.Context, now int64) ([]delta.Action, error) { return b.w.writeFiles(ctx, b.rows, now) }
+	if b.built != nil {
+		write = func(ctx context.Context, now int64) ([]delta.Action, error) { return b.w.putBuilt(ctx, b.built, now) }
+	}
+	v, err := b.w.commitRows(ctx, b.n, write, &b.pending, appID, version)
 	if err != nil {
 		return -1, err
 	}
 	b.version, b.done = v, true
-	b.rows, b.pending = nil, files{} // let the rows and what they reference go
+	b.rows, b.built, b.pending = nil, nil, files{} // let the rows and what they reference go
 	return v, nil
 }
 
-// commitRows commits rows with the txn (appID, version): the body of Writer.Commit and Batch.Commit.
-// fs holds the files already written for rows by a failed attempt, and receives them.
-func (w *Writer[T]) commitRows(ctx context.Context, rows []T, fs *files, appID string, version int64) (int64, error) {
+// writeFunc writes a commit's data files (n rows) and returns their add actions.
+type writeFunc func(ctx context.Context, now int64) ([]delta.Action, error)
+
+// commitRows commits n rows, whose files write writes, with the txn (appID, version): the body of
+// Writer.Commit and Batch.Commit. fs holds the files already written for them by a failed attempt,
+// and receives them.
+func (w *Writer[T]) commitRows(ctx context.Context, n int, write writeFunc, fs *files, appID string, version int64) (int64, error) {
 	start := w.now()
 	name := w.spec.Name
 	conflicts := w.table.Conflicts()
-	v, err := w.commit(ctx, rows, fs, appID, version)
+	v, err := w.commit(ctx, n, write, fs, appID, version)
 	w.lk.m.conflicts.WithLabelValues(name).Add(float64(w.table.Conflicts() - conflicts))
 	w.lk.m.version.WithLabelValues(name).Set(float64(w.table.Snapshot().Version()))
 	if err != nil {
@@ -244,21 +289,21 @@ func (w *Writer[T]) commitRows(ctx context.Context, rows []T, fs *files, appID s
 	return v, nil
 }
 
-func (w *Writer[T]) commit(ctx context.Context, rows []T, fs *files, appID string, version int64) (int64, error) {
+func (w *Writer[T]) commit(ctx context.Context, n int, write writeFunc, fs *files, appID string, version int64) (int64, error) {
 	if _, err := w.table.Update(ctx); err != nil {
 		return -1, err
 	}
 	if st, ok := w.table.Snapshot().Txn(appID); ok && st.Version >= version {
-		if len(rows) > 0 {
+		if n > 0 {
 			w.lk.logger.Info("lake commit already in the log; dropping the buffered rows as a repeat",
-				"table", w.spec.Name, "app_id", appID, "version", version, "logged_version", st.Version, "table_version", st.CommitVersion, "rows", len(rows))
+				"table", w.spec.Name, "app_id", appID, "version", version, "logged_version", st.Version, "table_version", st.CommitVersion, "rows", n)
 		}
 		w.lk.m.landed.WithLabelValues(w.spec.Name).Inc()
 		return st.CommitVersion, nil
 	}
 	now := w.now()
 	if !fs.ok {
-		adds, err := w.writeFiles(ctx, rows, now.UnixMilli())
+		adds, err := write(ctx, now.UnixMilli())
 		if err != nil {
 			return -1, err
 		}
@@ -276,7 +321,7 @@ func (w *Writer[T]) commit(ctx context.Context, rows []T, fs *files, appID strin
 		Params: map[string]string{"outputMode": "Append", "queryId": appID, "epochId": delta.Itoa(version)},
 		Metrics: map[string]string{
 			"numAddedFiles": delta.Itoa(int64(len(adds))), "numRemovedFiles": "0",
-			"numOutputRows": delta.Itoa(int64(len(rows))), "numOutputBytes": delta.Itoa(size),
+			"numOutputRows": delta.Itoa(int64(n)), "numOutputBytes": delta.Itoa(size),
 		},
 	})
 	if err != nil {
@@ -284,7 +329,7 @@ func (w *Writer[T]) commit(ctx context.Context, rows []T, fs *files, appID strin
 	}
 	name := w.spec.Name
 	w.lk.m.commits.WithLabelValues(name).Inc()
-	w.lk.m.rows.WithLabelValues(name).Add(float64(len(rows)))
+	w.lk.m.rows.WithLabelValues(name).Add(float64(n))
 	w.lk.m.files.WithLabelValues(name).Add(float64(len(adds)))
 	w.lk.m.bytes.WithLabelValues(name).Add(float64(size))
 	return v, nil

@@ -21,6 +21,7 @@ const SourceCorrupt = "corrupt"
 type Archiver struct {
 	raw    *lake.Writer[lake.RawRow]
 	policy FlushPolicy
+	spool  int64 // lake.row_group_bytes: encode the buffered rows past this much memory
 	arena  arena
 	topics interner
 	since  time.Time
@@ -33,7 +34,7 @@ func NewArchiver(ctx context.Context, lk *lake.Lake, cfg lake.Config) (*Archiver
 	if err != nil {
 		return nil, fmt.Errorf("archiver: %w", err)
 	}
-	return &Archiver{raw: w, policy: policyOf(cfg), topics: interner{max: 100_000}}, nil
+	return &Archiver{raw: w, policy: policyOf(cfg), spool: int64(cfg.RowGroupBytes), topics: interner{max: 100_000}}, nil
 }
 
 func policyOf(cfg lake.Config) FlushPolicy {
@@ -70,6 +71,14 @@ func (a *Archiver) Process(ctx context.Context, recs []slog2.Record) error {
 			row.Payload = a.arena.copy(a.view.Payload)
 		}
 		a.raw.Add(row)
+	}
+	if a.spool > 0 && a.raw.Unspooled() >= a.spool {
+		// The rows become a compressed row group of the next commit's file; the payload copies
+		// they referenced are free to go.
+		if err := a.raw.Spool(); err != nil {
+			return fmt.Errorf("archiver: %w", err)
+		}
+		a.arena.reset()
 	}
 	return nil
 }

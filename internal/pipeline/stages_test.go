@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-project/sluice/internal/config"
 	"github.com/sluice-project/sluice/internal/decode"
 	"github.com/sluice-project/sluice/internal/envelope"
 	"github.com/sluice-project/sluice/internal/lake"
@@ -26,6 +27,7 @@ type stagesRig struct {
 	reg *sensor.Registry
 
 	flushRows int     // lake.flush_rows (0: the default)
+	spool     int64   // lake.row_group_bytes (0: the default)
 	hot       HotSink // the decoder's hot sink (nil: none)
 }
 
@@ -60,6 +62,9 @@ func (r *stagesRig) run() {
 	cfg := lake.DefaultConfig()
 	if r.flushRows > 0 {
 		cfg.FlushRows = r.flushRows
+	}
+	if r.spool > 0 {
+		cfg.RowGroupBytes = config.Bytes(r.spool)
 	}
 	arch, err := NewArchiver(ctx, r.lk, cfg)
 	if err != nil {
@@ -199,6 +204,44 @@ func TestStagesWriteEveryTableExactlyOnce(t *testing.T) {
 	}
 	if n := len(readTable[quarantineOut](t, r.lk, "quarantine")); n != 2 {
 		t.Fatalf("after a restart quarantine holds %d rows, want 2", n)
+	}
+}
+
+// TestArchiverSpoolsRowGroups: with lake.row_group_bytes far below a commit's rows, the archiver
+// encodes them in row groups as they come, and raw/ still holds every message once, byte for byte,
+// in several commits; a restart adds nothing.
+func TestArchiverSpoolsRowGroups(t *testing.T) {
+	r := newRig(t)
+	r.spool = 1 << 20
+	r.flushRows = 12_000
+	const n = 30_000 // 2 full commits and the drain's; each spools ~4 row groups of 1MiB of rows
+	payload := func(i int) string {
+		return fmt.Sprintf(`{"sensor_id":"s%d","ts":%d,"value":%d.%d,"pad":"%0100d"}`, i%50, 1795946400000+int64(i), i%40, i%10, i)
+	}
+	for i := range n {
+		r.publish(fmt.Sprintf("plant/s%d", i%50), payload(i))
+	}
+	r.run()
+	raw := readTable[rawOut](t, r.lk, "raw")
+	if len(raw) != n {
+		t.Fatalf("raw holds %d rows, want %d", len(raw), n)
+	}
+	slices.SortFunc(raw, func(a, b rawOut) int { return int(a.IngestID - b.IngestID) })
+	for i, row := range raw {
+		if row.IngestID != int64(i) || string(row.Payload) != payload(i) || row.Topic != fmt.Sprintf("plant/s%d", i%50) {
+			t.Fatalf("raw row %d = %d %q %q, want message %d as published", i, row.IngestID, row.Topic, row.Payload, i)
+		}
+	}
+	files, _, err := r.lk.Files(context.Background(), "raw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 3 {
+		t.Fatalf("raw has %d files, want 3 (two commits of flush_rows and the drain's)", len(files))
+	}
+	r.run()
+	if got := len(readTable[rawOut](t, r.lk, "raw")); got != n {
+		t.Fatalf("after a restart raw holds %d rows, want %d", got, n)
 	}
 }
 
