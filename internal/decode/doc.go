@@ -55,8 +55,9 @@
 // # Durability, goroutines, allocation
 //
 // Nothing is durable here: Decode returns readings in memory and the caller (internal/pipeline)
-// commits them. A Decoder is used by one goroutine, the decoder stage's; SetRegistry may be called
-// from any goroutine and applies from the next Decode. Returned strings (sensor ids, metrics, units)
+// commits them. A Decoder is used by one goroutine at a time (the decoder stage keeps one per decoding
+// goroutine, each with its own intern tables); SetRegistry may be called from any goroutine and
+// applies from the next Decode. Returned strings (sensor ids, metrics, units)
 // stay valid after Decode returns: they come from bounded intern tables (Config.InternSize), so a
 // steady stream allocates nothing per message (benchmarks: 0 allocs/op for every shape); Flags.Names
 // returns shared, precomputed slices. Only a quarantined message allocates (its *Error and Detail).

@@ -10,7 +10,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-project/sluice/internal/decode"
-	"github.com/sluice-project/sluice/internal/envelope"
 	"github.com/sluice-project/sluice/internal/lake"
 	slog2 "github.com/sluice-project/sluice/internal/log"
 	"github.com/sluice-project/sluice/internal/sensor"
@@ -34,7 +33,7 @@ type Decoder struct {
 	readings   *lake.Writer[lake.ReadingRow]
 	quarantine *lake.Writer[lake.QuarantineRow]
 	rollup     *lake.Writer[lake.Reading1mRow] // used by the commit goroutine only
-	dec        *decode.Decoder
+	pool       decodePool
 	dedup      *Dedup
 	policy     FlushPolicy
 	m          *decoderMetrics
@@ -50,10 +49,8 @@ type Decoder struct {
 	warmed     bool // the dedup window holds the keys committed within it before this process started
 	pendingReg atomic.Pointer[sensor.Registry]
 	arena      arena
-	topics     interner
+	topics     interner // quarantined messages' topics
 	since      time.Time
-	view       envelope.View
-	buf        []decode.Reading
 }
 
 // NewDecoder opens (or creates) the readings/ and quarantine/ tables of lk.
@@ -70,12 +67,14 @@ func NewDecoder(ctx context.Context, lk *lake.Lake, lcfg lake.Config, dcfg decod
 	if err != nil {
 		return nil, fmt.Errorf("decoder: %w", err)
 	}
-	dec, err := decode.New(dcfg, reg)
-	if err != nil {
-		return nil, fmt.Errorf("decoder: %w", err)
+	decs := make([]*decode.Decoder, decodeWorkers())
+	for i := range decs {
+		if decs[i], err = decode.New(dcfg, reg); err != nil {
+			return nil, fmt.Errorf("decoder: %w", err)
+		}
 	}
 	return &Decoder{
-		lake: lk, readings: rw, quarantine: qw, rollup: mw, dec: dec, dedup: NewDedup(dd), policy: policyOf(lcfg),
+		lake: lk, readings: rw, quarantine: qw, rollup: mw, pool: decodePool{decs: decs}, dedup: NewDedup(dd), policy: policyOf(lcfg),
 		m:           newDecoderMetrics(mreg),
 		readingsTxn: map[int32]int64{}, quarantineTxn: map[int32]int64{}, rollupTxn: map[int32]int64{},
 		topics: interner{max: 100_000},
@@ -173,73 +172,87 @@ func (d *Decoder) warmDedup(ctx context.Context) error {
 	return nil
 }
 
-// Process implements Stage.
+// Process implements Stage. Payloads are decoded on the decode pool's goroutines; the readings
+// are deduplicated and buffered here, in record order.
 func (d *Decoder) Process(ctx context.Context, recs []slog2.Record) error {
 	if d.since.IsZero() && len(recs) > 0 {
 		d.since = time.Now()
 	}
 	d.dedup.Tick()
 	if reg := d.pendingReg.Swap(nil); reg != nil {
-		d.dec.SetRegistry(reg)
+		for _, dec := range d.pool.decs {
+			dec.SetRegistry(reg)
+		}
 	}
-	for _, rec := range recs {
-		rtx, qtx := d.readingsTxn[rec.Partition], d.quarantineTxn[rec.Partition]
-		if err := envelope.DecodeView(rec.Value, &d.view); err != nil {
-			if rec.Offset > qtx {
-				d.quarantine.Add(lake.QuarantineRow{
-					IngestID: rec.Offset, ReceivedAt: time.Now().UnixMicro(), Source: SourceCorrupt,
-					Payload: d.arena.copy(rec.Value), Reason: ReasonBadEnvelope, Detail: err.Error(),
-				})
-				d.m.quarantined.WithLabelValues(ReasonBadEnvelope).Inc()
-			}
-			continue
+	decoded := 0
+	d.pool.run(recs, func(c *decodeChunk) {
+		start := int32(0)
+		for i := range c.recs {
+			o := &c.out[i]
+			d.add(&c.recs[i], o, c.rd[start:o.end])
+			decoded += int(o.end - start)
+			start = o.end
 		}
-		topic := d.topics.intern(d.view.Topic)
-		var derr error
-		d.buf, derr = d.dec.Decode(d.buf[:0], topic, d.view.Payload, d.view.ReceivedAt)
-		if derr != nil {
-			reason, detail := "undecodable", derr.Error()
-			var de *decode.Error
-			if errors.As(derr, &de) {
-				reason, detail = string(de.Reason), de.Detail
-			}
-			if rec.Offset > qtx {
-				d.quarantine.Add(lake.QuarantineRow{
-					IngestID: rec.Offset, ReceivedAt: d.view.ReceivedAt / 1000, Source: d.view.Source.String(),
-					Topic: topic, Payload: d.arena.copy(d.view.Payload), Reason: reason, Detail: detail,
-				})
-			}
-			d.m.quarantined.WithLabelValues(reason).Inc()
-			continue
-		}
-		for i := range d.buf {
-			r := &d.buf[i]
-			if d.dedup.Seen(r.SensorID, r.Metric, r.TS) {
-				d.m.duplicates.Inc()
-				continue
-			}
-			if rec.Offset <= rtx {
-				continue // already committed before the restart; seen only to warm the window
-			}
-			row := lake.ReadingRow{
-				SensorID: r.SensorID, Metric: r.Metric, TS: r.TS, Value: r.Value, Unit: r.Unit,
-				ReceivedAt: d.view.ReceivedAt / 1000, IngestID: rec.Offset, Flags: r.Flags.Names(),
-			}
-			d.readings.Add(row)
-			if d.hot != nil {
-				if rec.Partition != d.hotPart {
-					d.flushHot()
-					d.hotPart = rec.Partition
-				}
-				d.hotRows = append(d.hotRows, row)
-			}
-		}
-		d.m.readings.Add(float64(len(d.buf)))
-	}
+	})
+	d.m.readings.Add(float64(decoded))
 	if d.hot != nil {
 		d.flushHot()
 	}
 	return nil
+}
+
+// add buffers what one record decoded to: its readings that are not duplicates, or its quarantine
+// row.
+func (d *Decoder) add(rec *slog2.Record, o *decodedRecord, rs []decode.Reading) {
+	rtx, qtx := d.readingsTxn[rec.Partition], d.quarantineTxn[rec.Partition]
+	if o.envErr != nil {
+		if rec.Offset > qtx {
+			d.quarantine.Add(lake.QuarantineRow{
+				IngestID: rec.Offset, ReceivedAt: time.Now().UnixMicro(), Source: SourceCorrupt,
+				Payload: d.arena.copy(rec.Value), Reason: ReasonBadEnvelope, Detail: o.envErr.Error(),
+			})
+			d.m.quarantined.WithLabelValues(ReasonBadEnvelope).Inc()
+		}
+		return
+	}
+	v := &o.view
+	if o.err != nil {
+		reason, detail := "undecodable", o.err.Error()
+		var de *decode.Error
+		if errors.As(o.err, &de) {
+			reason, detail = string(de.Reason), de.Detail
+		}
+		if rec.Offset > qtx {
+			d.quarantine.Add(lake.QuarantineRow{
+				IngestID: rec.Offset, ReceivedAt: v.ReceivedAt / 1000, Source: v.Source.String(),
+				Topic: d.topics.intern(v.Topic), Payload: d.arena.copy(v.Payload), Reason: reason, Detail: detail,
+			})
+		}
+		d.m.quarantined.WithLabelValues(reason).Inc()
+		return
+	}
+	for i := range rs {
+		r := &rs[i]
+		if d.dedup.Seen(r.SensorID, r.Metric, r.TS) {
+			d.m.duplicates.Inc()
+			continue
+		}
+		if rec.Offset <= rtx {
+			continue // already committed before the restart; seen only to warm the window
+		}
+		row := lake.ReadingRow{
+			SensorID: r.SensorID, Metric: r.Metric, TS: r.TS, Value: r.Value, Unit: r.Unit,
+			ReceivedAt: v.ReceivedAt / 1000, IngestID: rec.Offset, Flags: r.Flags.Names(),
+		}
+		d.readings.Add(row)
+		if d.hot != nil {
+			if rec.Partition != d.hotPart {
+				d.flushHot()
+				d.hotPart = rec.Partition
+			}
+			d.hotRows = append(d.hotRows, row)
+		}
+	}
 }
 
 // Due implements Stage.

@@ -15,7 +15,14 @@
 // # Goroutines
 //
 // One goroutine per stage runs Runner.Run: it fetches and processes, so a stage's buffers are touched
-// by that goroutine only. When output is due it seals it (Stage.Seal: the stage goes on into fresh
+// by that goroutine only. The decoder stage also decodes payloads on helper goroutines (one per
+// processor beside its own, at most 3; see decodePool) during each Process call: each decodes
+// whole chunks of consecutive records with a decode.Decoder of its own, and the stage's goroutine
+// merges the chunks in record order — deduplication, the lake writers' buffers and the hot rows
+// stay its own — so its output is exactly that of decoding on one goroutine. Decoding is the larger
+// part of the stage's work (BenchmarkDecoderProcess, nested shape, 10,000 sensors: ~760 ns a
+// reading on one goroutine, ~430–650 on two on this 2-core machine, depending on what else runs);
+// helpers end before Process returns. When output is due it seals it (Stage.Seal: the stage goes on into fresh
 // buffers) and a second goroutine, the runner's commit goroutine, writes and commits what was sealed
 // while the stage processes the next records. One commit is in flight at a time; the next seal waits
 // for it, so commits land in offset order and memory holds at most one sealed batch beside the
