@@ -2,6 +2,7 @@ package wal
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/sluice-project/sluice/internal/config"
 )
@@ -22,6 +23,8 @@ type Config struct {
 	MaxSize config.Bytes `yaml:"max_size" doc:"Retained bytes (all segment files) at which appends block until consumers commit and whole segments can be deleted: backpressure, never loss.\nDefault 4GiB; 0 means no limit; otherwise at least 2 x segment_size (the segment being written is never deleted)."`
 
 	MaxBatchBytes config.Bytes `yaml:"max_batch_bytes" doc:"Most bytes one group commit writes before it fsyncs; appends queued beyond it wait for the next commit.\nDefault 4MiB, at least 4KiB. Bounds the writer's buffer and the latency of one commit."`
+
+	CommitInterval time.Duration `yaml:"commit_interval" doc:"Least time between the starts of two group commits: appends that arrive while the last commit is younger than this wait for the rest of it and share the next fdatasync, so a steady stream costs at most one fdatasync per interval instead of one per fdatasync's duration. An append after a longer pause is committed at once. Adds up to this much to the time until an append is durable (and an MQTT QoS 1 message acknowledged). 0 = commit as soon as the previous commit ends."`
 
 	Fsync bool `yaml:"fsync" doc:"fdatasync each group commit before acknowledging its appends (default true).\nfalse: acknowledged appends survive a crash of sluice but not of the machine (power loss, kernel panic)."`
 }

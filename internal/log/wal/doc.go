@@ -34,7 +34,15 @@
 // AppendAsync's done is called on the writer goroutine (so it must not block). It then yields once, so
 // that the appenders it woke queue their next append before it takes the next batch: otherwise
 // synchronous appenders settle into two groups that alternate, halving the records per fdatasync
-// (measured: 8 appenders went from 3.8 to 7.5 records per fdatasync, 64 from 31 to 48). When wal.max_size bytes
+// (measured: 8 appenders went from 3.8 to 7.5 records per fdatasync, 64 from 31 to 48). With
+// wal.commit_interval set, the writer also holds a commit back until that long after the previous one
+// took its batch (not when the previous one is older, nor when max_batch_bytes are queued): a steady
+// stream then costs one fdatasync per interval, not one per fdatasync's duration. Each fdatasync costs
+// CPU besides its wait (on the benchmark VM ~100µs: the block layer, a virtio notification, and the
+// Go runtime's sysmon handing the blocked P to another thread), which at 20,000 msg/s through an
+// external Mosquitto was a quarter of sluice's CPU per message (bench/RESULTS.md's setup: 39-43µs per
+// message with 0, 29-34µs with 5ms, at QoS 0 and 1). The default is 0: the interval adds up to its
+// length to every append's latency, and caps a synchronous appender at one append per interval. When wal.max_size bytes
 // are retained the writer waits (backpressure) until a Committed call frees a segment; Append gives up
 // with ctx's error if its entries are still queued when ctx ends. A failed write or fdatasync (disk
 // full) fails the appends of that commit, cuts the segment back to its last durable size, counts

@@ -18,9 +18,11 @@ type writerState struct {
 	idx     []indexEntry // index entries of the records in buf
 	pending int64        // records in buf
 	batch   []*request
-	dirty   bool // the file may hold bytes past active.size: truncate before writing
-	failing int  // consecutive failed commits
-	full    bool // held back by max_size
+	dirty   bool        // the file may hold bytes past active.size: truncate before writing
+	failing int         // consecutive failed commits
+	full    bool        // held back by max_size
+	started time.Time   // when the last group commit took its batch (for commit_interval)
+	timer   *time.Timer // waitInterval's
 }
 
 // run is the writer goroutine: it takes everything queued, writes it with one write and one fdatasync
@@ -68,9 +70,13 @@ func (l *WAL) finish() error {
 // reports whether there was anything to take.
 func (l *WAL) commitOnce() bool {
 	l.waitForSpace()
+	l.waitInterval()
 	batch := l.take()
 	if len(batch) == 0 {
 		return false
+	}
+	if l.cfg.CommitInterval > 0 {
+		l.w.started = time.Now()
 	}
 	err := l.commit(batch)
 	if err != nil {
@@ -84,6 +90,47 @@ func (l *WAL) commitOnce() bool {
 	// waiting a whole commit for the other's fdatasync (half the records per fdatasync).
 	runtime.Gosched()
 	return true
+}
+
+// waitInterval holds the next group commit back until commit_interval has passed since the last one
+// took its batch, so that appends arriving meanwhile share one fdatasync. It does not wait when the
+// last commit is that long ago (an append after a pause is committed at once), when max_batch_bytes
+// are already queued, or once Close was called.
+func (l *WAL) waitInterval() {
+	w := &l.w
+	if l.cfg.CommitInterval <= 0 || w.started.IsZero() {
+		return
+	}
+	wait := l.cfg.CommitInterval - time.Since(w.started)
+	if wait <= 0 {
+		return
+	}
+	if q := l.queuedBytes(); q == 0 || q >= int(l.cfg.MaxBatchBytes) {
+		return // nothing to wait for (the writer waits for an append instead), or a full batch
+	}
+	if w.timer == nil {
+		w.timer = time.NewTimer(wait)
+	} else {
+		w.timer.Reset(wait)
+	}
+	select {
+	case <-w.timer.C:
+	case <-l.quit:
+		w.timer.Stop()
+	}
+}
+
+// queuedBytes returns the bytes of the requests queued for the writer, counted up to max_batch_bytes.
+func (l *WAL) queuedBytes() int {
+	l.qmu.Lock()
+	defer l.qmu.Unlock()
+	size := 0
+	for _, r := range l.queue {
+		if size += r.bytes; size >= int(l.cfg.MaxBatchBytes) {
+			break
+		}
+	}
+	return size
 }
 
 // waitForSpace blocks while the log holds max_size bytes, until retention frees space or Close asks
