@@ -37,11 +37,21 @@
 // message sets how close it comes to what the broker can deliver (bench/RESULTS.md, "broker"). The
 // connection is buffered (package netbuf: one read(2) takes tens of messages, and the PUBACKs of a
 // group commit leave in one write(2)), and the source writes the PUBACKs itself (pubackWriter, below).
-// Measured with `go run ./bench -only broker -brokers mosquitto` (whole sluice process: source, WAL,
-// archiver, decoder, lake), before and after both: QoS 1 27.2 -> see the package's report for the
-// figures; the source's own part (handle, the acker) is about 0.25µs a message (BenchmarkHandle/nop),
-// the client library's reading and dispatch (paho.mqtt.golang passes each message through five
-// goroutines) about 1.5-2µs.
+//
+// Measured at 548f933 (perf record -g on the sluice process during `go run ./bench -only broker
+// -brokers mosquitto -runs 1`, whole process: source, WAL, archiver, decoder, lake, hot rows): QoS 0
+// 13.8µs a message, QoS 1 19.2µs; the embedded broker in the same session 16.7µs and 22.1µs, its
+// broker's work included. Of the QoS 0 figure the client library's three goroutines (reader,
+// incoming, router) are about 9% (1.3µs), the source's own handle about 3.5% (0.5µs, BenchmarkHandle/nop
+// 0.25µs); the rest is what the embedded path pays too: the stages and their lake commits 37%, the
+// WAL 7% (fdatasync 4%), hot rows 7%, the Go runtime's sysmon, thread wake-ups and context switches
+// 13-20%, page faults of a growing heap 6%, garbage collection 3%, and 2.5% answering the bench's
+// /metrics polls. The external path is not dearer than the embedded one; the figures in
+// bench/RESULTS.md (QoS 0 58.7µs, QoS 1 107µs) were taken with other work on the machine (Mosquitto's
+// own CPU per message was 3x today's too). CPU per message grows as arrivals thin out, because costs
+// per wake-up and per group commit are shared by fewer messages: paced at 20,000 msg/s, QoS 0 costs
+// 30-42µs through Mosquitto and 36µs through the embedded broker, a quarter of it fdatasyncs (one per
+// ~20 messages, back to back; see wal.commit_interval, which cuts it).
 //
 // # Goroutines
 //
