@@ -89,6 +89,12 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// fileName is the path, relative to the table, of a new data file in partition directory dir whose
+// first row is first: part-<Seq, 20 digits>-<uuid>.parquet.
+func (w *Writer[T]) fileName(dir string, first *T) string {
+	return fmt.Sprintf("%spart-%020d-%s.parquet", dir, w.spec.Seq(first), uuid.NewString())
+}
+
 // chunkRows is how many rows are gathered (through the permutation) per Parquet write.
 const chunkRows = 4096
 
@@ -100,7 +106,7 @@ func (w *Writer[T]) writeFile(ctx context.Context, dir string, pv map[string]str
 	if idx != nil {
 		first = &rows[idx[0]]
 	}
-	rel := fmt.Sprintf("%spart-%020d-%s.parquet", dir, w.spec.Seq(first), uuid.NewString())
+	rel := w.fileName(dir, first)
 	key := w.table.Root() + rel
 	fw, err := w.lk.store.Create(ctx, key)
 	if err != nil {

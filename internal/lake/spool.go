@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/google/uuid"
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/sluice-project/sluice/internal/lake/delta"
@@ -26,12 +25,11 @@ import (
 
 // spoolFile is one partition's file being built in memory.
 type spoolFile[T any] struct {
-	key  int64
-	rel  string
-	pv   map[string]string
-	buf  bytes.Buffer
-	pw   *parquet.GenericWriter[T]
-	rows int
+	key int64
+	rel string
+	pv  map[string]string
+	buf bytes.Buffer
+	pw  *parquet.GenericWriter[T]
 }
 
 // builtFile is a finished in-memory file, waiting for its commit.
@@ -60,17 +58,13 @@ func (w *Writer[T]) Spool() error {
 		if perm != nil {
 			idx = perm[part.lo:part.hi]
 		}
-		f, err := w.spoolFor(part, idx)
-		if err != nil {
-			return err
-		}
+		f := w.spoolFor(part, idx)
 		if err := writeThrough(f.pw, w.rows, part.lo, part.hi, idx, &w.spoolChunk); err != nil {
 			return fmt.Errorf("lake %s: spool %s: %w", w.spec.Name, f.rel, err)
 		}
 		if err := f.pw.Flush(); err != nil { // ends the row group
 			return fmt.Errorf("lake %s: spool %s: %w", w.spec.Name, f.rel, err)
 		}
-		f.rows += part.hi - part.lo
 	}
 	w.spooledRows += len(w.rows)
 	clear(w.rows)
@@ -82,10 +76,10 @@ func (w *Writer[T]) Spool() error {
 
 // spoolFor returns the file being built for part's partition, starting it (named after its first
 // row) if there is none.
-func (w *Writer[T]) spoolFor(part partRange, idx []int32) (*spoolFile[T], error) {
+func (w *Writer[T]) spoolFor(part partRange, idx []int32) *spoolFile[T] {
 	for _, f := range w.spooled {
 		if f.key == part.key {
-			return f, nil
+			return f
 		}
 	}
 	first := &w.rows[part.lo]
@@ -93,12 +87,11 @@ func (w *Writer[T]) spoolFor(part partRange, idx []int32) (*spoolFile[T], error)
 		first = &w.rows[idx[0]]
 	}
 	dir, pv := w.spec.Partitioning.dir(part.key)
-	f := &spoolFile[T]{key: part.key, pv: pv,
-		rel: fmt.Sprintf("%spart-%020d-%s.parquet", dir, w.spec.Seq(first), uuid.NewString())}
+	f := &spoolFile[T]{key: part.key, pv: pv, rel: w.fileName(dir, first)}
 	// No write buffer: the output is memory already, and a row group lands in it when Spool returns.
 	f.pw = parquet.NewGenericWriter[T](&f.buf, append(slices.Clip(w.pqOpts), parquet.WriteBufferSize(0))...)
 	w.spooled = append(w.spooled, f)
-	return f, nil
+	return f
 }
 
 // spooledBytes is what the files being built hold so far (compressed row groups).
@@ -139,10 +132,7 @@ func (w *Writer[T]) putBuilt(ctx context.Context, built []builtFile, now int64) 
 	adds := make([]delta.Action, 0, len(built))
 	for _, f := range built {
 		if err := w.lk.store.Put(ctx, w.table.Root()+f.rel, f.data); err != nil {
-			for _, a := range adds {
-				p, _ := delta.UnescapePath(a.Add.Path)
-				_ = w.lk.store.Delete(context.WithoutCancel(ctx), w.table.Root()+p)
-			}
+			w.removeFiles(ctx, adds)
 			return nil, fmt.Errorf("write %s: %w", w.table.Root()+f.rel, err)
 		}
 		adds = append(adds, delta.Action{Add: &delta.Add{

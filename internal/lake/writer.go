@@ -362,13 +362,19 @@ func (w *Writer[T]) writeFiles(ctx context.Context, rows []T, now int64) ([]delt
 		}
 		add, err := w.writeFile(ctx, dir, pv, rows, part.lo, part.hi, idx, now)
 		if err != nil {
-			for _, a := range adds {
-				p, _ := delta.UnescapePath(a.Add.Path)
-				_ = w.lk.store.Delete(context.WithoutCancel(ctx), w.table.Root()+p)
-			}
+			w.removeFiles(ctx, adds)
 			return nil, err
 		}
 		adds = append(adds, delta.Action{Add: add})
 	}
 	return adds, nil
+}
+
+// removeFiles deletes the data files of adds, written for a commit that failed (they are not in
+// the log: removing them only saves space).
+func (w *Writer[T]) removeFiles(ctx context.Context, adds []delta.Action) {
+	for _, a := range adds {
+		p, _ := delta.UnescapePath(a.Add.Path)
+		_ = w.lk.store.Delete(context.WithoutCancel(ctx), w.table.Root()+p)
+	}
 }

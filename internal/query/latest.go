@@ -4,8 +4,6 @@ import (
 	"context"
 	"database/sql/driver"
 	"fmt"
-	"math"
-	"strconv"
 	"strings"
 	"time"
 
@@ -220,18 +218,4 @@ func nullText(s string) driver.Value {
 		return nil
 	}
 	return s
-}
-
-func sqlText(s string) string {
-	if s == "" {
-		return "NULL"
-	}
-	return quoteString(s)
-}
-
-func sqlFloat(f float64) string {
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return "NULL"
-	}
-	return strconv.FormatFloat(f, 'g', -1, 64) + "::DOUBLE"
 }
