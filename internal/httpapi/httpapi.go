@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -29,6 +30,7 @@ type Config struct {
 	Token    string `yaml:"token" doc:"When set, every route but /healthz and /readyz requires \"Authorization: Bearer <token>\"." secret:"true"`
 	Username string `yaml:"username" doc:"When set (with password), every route but /healthz and /readyz requires HTTP basic auth."`
 	Password string `yaml:"password" doc:"Password for username." secret:"true"`
+	PProf    bool   `yaml:"pprof" doc:"Serve Go's profiler (net/http/pprof) under /debug/pprof/, behind the same authentication as /metrics: heap and CPU profiles for finding where memory and time go. Off by default."`
 }
 
 // DefaultConfig returns the defaults: plain HTTP on 127.0.0.1:8080, no auth (loopback only).
@@ -72,6 +74,13 @@ func New(cfg Config, gatherer prometheus.Gatherer, logger *slog.Logger) *Server 
 	})
 	s.mux.HandleFunc("GET /readyz", s.ready)
 	s.mux.Handle("GET /metrics", s.auth(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})))
+	if cfg.PProf {
+		s.mux.Handle("GET /debug/pprof/", s.auth(http.HandlerFunc(pprof.Index)))
+		s.mux.Handle("GET /debug/pprof/cmdline", s.auth(http.HandlerFunc(pprof.Cmdline)))
+		s.mux.Handle("GET /debug/pprof/profile", s.auth(http.HandlerFunc(pprof.Profile)))
+		s.mux.Handle("GET /debug/pprof/symbol", s.auth(http.HandlerFunc(pprof.Symbol)))
+		s.mux.Handle("GET /debug/pprof/trace", s.auth(http.HandlerFunc(pprof.Trace)))
+	}
 	return s
 }
 

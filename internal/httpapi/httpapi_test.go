@@ -131,3 +131,31 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestPProf: the profiler is mounted only when asked for, and behind the configured authentication.
+func TestPProf(t *testing.T) {
+	auth := func(r *http.Request) { r.Header.Set("Authorization", "Bearer s3cret") }
+	cases := []struct {
+		name string
+		cfg  Config
+		mod  func(*http.Request)
+		want int
+	}{
+		{"off by default", Config{}, nil, 404},
+		{"on", Config{PProf: true}, nil, 200},
+		{"on, token missing", Config{PProf: true, Token: "s3cret"}, nil, 401},
+		{"on, token right", Config{PProf: true, Token: "s3cret"}, auth, 200},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, base := start(t, c.cfg)
+			code, body := get(t, base+"/debug/pprof/heap?debug=1", c.mod)
+			if code != c.want {
+				t.Fatalf("/debug/pprof/heap = %d, want %d", code, c.want)
+			}
+			if code == 200 && !strings.Contains(body, "heap profile:") {
+				t.Fatalf("/debug/pprof/heap body does not start a heap profile: %.80q", body)
+			}
+		})
+	}
+}
