@@ -51,6 +51,7 @@ type App struct {
 	logger *slog.Logger
 	reg    *prometheus.Registry
 
+	sensors  atomic.Pointer[sensor.Registry] // the registry the decoder has, for the SQL engine
 	ready    chan struct{}
 	mqttAddr net.Addr
 	httpAddr net.Addr
@@ -107,6 +108,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 	closers = append(closers, log.Close)
 
+	poller := newRegistryPoller(cfg.Sensors) // before the read: a change after it is seen by the reloader
 	reg, raw, err := sensor.Load(cfg.Sensors)
 	if err != nil {
 		return fmt.Errorf("sensors: %w", err)
@@ -124,6 +126,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 	if err := archive.store(ctx, reg, raw, registryOrigin); err != nil {
 		return err
 	}
+	a.sensors.Store(reg)
+	poller.took(reg)
+	raw = nil
 
 	archiver, err := pipeline.NewArchiver(ctx, lk, cfg.Lake)
 	if err != nil {
@@ -323,7 +328,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	extrasCtx, stopExtras := context.WithCancel(ctx)
 	defer stopExtras()
 	if cfg.Sensors.File != "" && cfg.Sensors.ReloadInterval > 0 {
-		extras.Go(func() { a.reloadSensors(extrasCtx, cfg.Sensors, archive, decoder, reg.Digest()) })
+		extras.Go(func() { a.reloadSensors(extrasCtx, cfg.Sensors, archive, decoder, poller) })
 	}
 	if a.opts.Simulate {
 		sc := cfg.Simulate
@@ -434,7 +439,13 @@ func (a *App) openQuery(ctx context.Context, cfg Config) (*query.Engine, error) 
 		qc.TempDir = filepath.Join(cfg.DataDir, "query-tmp")
 	}
 	e, err := query.Open(ctx, cfg.Lake.URL, qc, query.WithLogger(a.logger.With("component", "query")), query.WithRegisterer(a.reg),
-		query.WithSetup(pgwire.Setup...), query.WithHotReadings(pipeline.DecoderAppID))
+		query.WithSetup(pgwire.Setup...), query.WithHotReadings(pipeline.DecoderAppID),
+		query.WithRegistry(func(digest string) *sensor.Registry {
+			if r := a.sensors.Load(); r != nil && r.Digest() == digest {
+				return r
+			}
+			return nil
+		}))
 	if err != nil {
 		return nil, fmt.Errorf("query: %w", err)
 	}
@@ -443,7 +454,7 @@ func (a *App) openQuery(ctx context.Context, cfg Config) (*query.Engine, error) 
 
 // reloadSensors polls the registry file and, when its content changes, archives the new version and
 // hands it to the decoder.
-func (a *App) reloadSensors(ctx context.Context, cfg sensor.Config, archive *registryArchive, dec *pipeline.Decoder, digest string) {
+func (a *App) reloadSensors(ctx context.Context, cfg sensor.Config, archive *registryArchive, dec *pipeline.Decoder, p *registryPoller) {
 	t := time.NewTicker(cfg.ReloadInterval)
 	defer t.Stop()
 	for {
@@ -452,23 +463,79 @@ func (a *App) reloadSensors(ctx context.Context, cfg sensor.Config, archive *reg
 			return
 		case <-t.C:
 		}
-		reg, raw, err := sensor.Load(cfg)
+		reg, raw, err := p.poll()
 		if err != nil {
 			a.logger.Warn("sensor registry reload failed; keeping the current one", "file", cfg.File, "err", err)
 			continue
 		}
-		if reg.Digest() == digest {
+		if reg == nil {
 			continue
 		}
 		if err := archive.store(ctx, reg, raw, cfg.File); err != nil {
 			a.logger.Warn("archiving the new sensor registry failed; will retry", "err", err)
 			continue
 		}
+		a.sensors.Store(reg)
 		dec.SetRegistry(reg)
-		digest = reg.Digest()
-		a.logger.Info("sensor registry reloaded", "file", cfg.File, "sensors", reg.Len(), "digest", digest[:12])
+		p.took(reg)
+		a.logger.Info("sensor registry reloaded", "file", cfg.File, "sensors", reg.Len(), "digest", reg.Digest()[:12])
 	}
 }
+
+// registryPoller tells whether the registry file holds a new version. A file whose size and
+// modification time are those of the last read is not read again: with 100,000 sensors a read and
+// parse allocates ~250 MB, every reload_interval.
+type registryPoller struct {
+	cfg           sensor.Config
+	digest        string    // the version the decoder has
+	seen, pending fileStamp // the file when digest was read; when poll last read it
+}
+
+// fileStamp is what a stat says of a file.
+type fileStamp struct {
+	size    int64
+	modTime time.Time
+	ok      bool
+}
+
+func statFile(path string) fileStamp {
+	if path == "" {
+		return fileStamp{}
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}
+	}
+	return fileStamp{size: fi.Size(), modTime: fi.ModTime(), ok: true}
+}
+
+// newRegistryPoller stats the file: call it before the first read, so a change after that read is
+// seen by the next poll. took records the version read.
+func newRegistryPoller(cfg sensor.Config) *registryPoller {
+	return &registryPoller{cfg: cfg, pending: statFile(cfg.File)}
+}
+
+// poll reads the file if its stamp changed since the version the decoder has, and returns the
+// registry it holds when that is a new version; nil when there is none.
+func (p *registryPoller) poll() (*sensor.Registry, []byte, error) {
+	stamp := statFile(p.cfg.File)
+	if stamp.ok && stamp == p.seen {
+		return nil, nil, nil
+	}
+	reg, raw, err := sensor.Load(p.cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	p.pending = stamp
+	if reg.Digest() == p.digest {
+		p.seen = stamp // touched, same content
+		return nil, nil, nil
+	}
+	return reg, raw, nil
+}
+
+// took records that reg, from the last poll (or the first read), is the version the decoder has.
+func (p *registryPoller) took(reg *sensor.Registry) { p.digest, p.seen = reg.Digest(), p.pending }
 
 // registryArchive writes each distinct registry version to the sensors/ table once: the Delta appId
 // names the digest, so a version already archived is recognised from the log alone.

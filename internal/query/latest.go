@@ -170,15 +170,9 @@ func (e *Engine) registryStatements(ctx context.Context, ts *tableState) ([]stri
 	if len(ts.files) == 0 {
 		return nil, nil
 	}
-	var raw []byte
-	var digest string
-	q := "SELECT raw, digest FROM " + parquetScan(ts.files, nil, nil) + " ORDER BY loaded_at DESC LIMIT 1"
-	if err := e.admin.QueryRowContext(ctx, q).Scan(&raw, &digest); err != nil {
-		return nil, fmt.Errorf("read the newest registry: %w", err)
-	}
-	reg, err := sensor.Parse(raw)
+	reg, digest, err := e.newestRegistry(ctx, ts)
 	if err != nil {
-		return nil, fmt.Errorf("parse the newest registry %s: %w", digest, err)
+		return nil, err
 	}
 	if _, err := e.admin.ExecContext(ctx, "DELETE FROM "+registryNext); err != nil {
 		return nil, fmt.Errorf("load the registry %s: %w", digest, err)
@@ -210,6 +204,30 @@ func (e *Engine) registryStatements(ctx context.Context, ts *tableState) ([]stri
 		return nil, fmt.Errorf("load the registry %s: %w", digest, err)
 	}
 	return []string{"DELETE FROM _sluice.registry", "INSERT INTO _sluice.registry SELECT * FROM " + registryNext}, nil
+}
+
+// newestRegistry returns the newest registry version in the sensors/ files: the caller's (WithRegistry)
+// when it holds that digest, else parsed from the version's raw bytes.
+func (e *Engine) newestRegistry(ctx context.Context, ts *tableState) (*sensor.Registry, string, error) {
+	scan := parquetScan(ts.files, nil, nil)
+	var digest string
+	if err := e.admin.QueryRowContext(ctx, "SELECT digest FROM "+scan+" ORDER BY loaded_at DESC LIMIT 1").Scan(&digest); err != nil {
+		return nil, "", fmt.Errorf("read the newest registry: %w", err)
+	}
+	if e.opts.registry != nil {
+		if reg := e.opts.registry(digest); reg != nil && reg.Digest() == digest {
+			return reg, digest, nil
+		}
+	}
+	var raw []byte
+	if err := e.admin.QueryRowContext(ctx, "SELECT raw FROM "+scan+" WHERE digest = ? LIMIT 1", digest).Scan(&raw); err != nil {
+		return nil, "", fmt.Errorf("read the newest registry %s: %w", digest, err)
+	}
+	reg, err := sensor.Parse(raw)
+	if err != nil {
+		return nil, "", fmt.Errorf("parse the newest registry %s: %w", digest, err)
+	}
+	return reg, digest, nil
 }
 
 // nullText is s, or NULL when empty.

@@ -3,10 +3,12 @@ package query
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/sluice-project/sluice/internal/lake"
+	"github.com/sluice-project/sluice/internal/sensor"
 	"github.com/sluice-project/sluice/internal/testkit"
 )
 
@@ -51,5 +53,45 @@ func TestRegistryVersions(t *testing.T) {
 	}
 	if fmt.Sprint(rows) != fmt.Sprint(want) {
 		t.Fatalf("sensors rows = %v, want %v", rows, want)
+	}
+}
+
+// TestRegistryFromCaller: when the caller holds the newest version (WithRegistry, same digest), the
+// engine loads it without parsing the archived bytes; for a digest the caller does not hold, it parses
+// them. The archived bytes of the held version are not JSON, so a parse would fail.
+func TestRegistryFromCaller(t *testing.T) {
+	held, err := sensor.Parse([]byte(`{"sensors": [{"id": "a", "unit": "bar"}, {"id": "b"}, {"id": "c"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	asked := map[string]int{}
+	have := func(digest string) *sensor.Registry {
+		mu.Lock()
+		defer mu.Unlock()
+		asked[digest]++
+		if digest == held.Digest() {
+			return held
+		}
+		return nil
+	}
+	lk, u := testkit.TempLake(t)
+	c := testkit.NewCommitter(t, lk, lake.SensorsSpec())
+	now := time.Now()
+	c.Commit(t, []lake.SensorsRow{{Digest: held.Digest(), LoadedAt: now.UnixMicro(), Origin: "test", SensorCount: 3, Raw: []byte("not json")}}, "registry-held", 0)
+	e := openEngine(t, u, testConfig(), WithRegistry(have))
+	testkit.Eventually(t, 10*time.Second, func() bool { return count(t, e, "SELECT count(*) FROM sensors WHERE registered") == 3 }, "held registry not loaded")
+	if got := rowsOf(t, e, "SELECT sensor_id, unit FROM sensors WHERE registered ORDER BY sensor_id"); fmt.Sprint(got) != "[[a bar] [b <nil>] [c <nil>]]" {
+		t.Fatalf("sensors = %v", got)
+	}
+
+	c.Commit(t, []lake.SensorsRow{{Digest: "other", LoadedAt: now.Add(time.Second).UnixMicro(), Origin: "test", SensorCount: 1, Raw: []byte(`{"sensors": [{"id": "z"}]}`)}}, "registry-other", 1)
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		return count(t, e, "SELECT count(*) FROM sensors WHERE registered AND sensor_id = 'z' AND registry_digest = 'other'") == 1
+	}, "a version the caller does not hold is not parsed from the lake")
+	mu.Lock()
+	defer mu.Unlock()
+	if asked[held.Digest()] == 0 || asked["other"] == 0 {
+		t.Fatalf("the engine did not ask the caller for both digests: %v", asked)
 	}
 }
