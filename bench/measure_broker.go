@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluice-project/sluice/bench/internal/harness"
 	"github.com/sluice-project/sluice/bench/internal/lakecheck"
+	sluicebroker "github.com/sluice-project/sluice/internal/broker"
 	"github.com/sluice-project/sluice/internal/simulate"
 )
 
@@ -177,7 +178,7 @@ func brokerNotes(kind string) []string {
 		}
 	}
 	return []string{
-		"The ceiling is a bare mochi-mqtt server (the embedded broker's library, receive maximum 1024, no ingest hook) in a child process; sluice's embedded broker takes messages inside the broker, so there is no second hop to compare with.",
+		fmt.Sprintf("The ceiling is a bare mochi-mqtt server (the embedded broker's library, receive maximum %d, no ingest hook) in a child process; sluice's embedded broker takes messages inside the broker, so there is no second hop to compare with.", sluicebroker.DefaultConfig().ReceiveMaximum),
 		"At QoS 1 with broker.pipeline (the default) each connection may have up to broker.receive_maximum messages waiting for the WAL's group commit; the rows with it off show a connection held to one message per commit (fsync), 4 connections sharing each commit.",
 	}
 }

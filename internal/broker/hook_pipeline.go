@@ -40,8 +40,10 @@ type pipe struct {
 	failed   bool // an append failed: the client is disconnected, nothing more is acknowledged
 }
 
+// pipeItem is one message the log is done with: its appendBuf (holding the packet) goes back to the
+// pool once the acker has handed the packet to mochi, so a queued message costs one packet, not two.
 type pipeItem struct {
-	pk  packets.Packet
+	ab  *appendBuf
 	err error
 }
 
@@ -139,14 +141,12 @@ func (b *Broker) ingestPipelined(cl *mqtt.Client, pk packets.Packet, ab *appendB
 
 // pipeDone runs on the log's goroutine: it queues the outcome for the connection's acker.
 func (ab *appendBuf) pipeDone(err error) {
-	b, p, pk := ab.b, ab.pipe, ab.pk
+	b, p := ab.b, ab.pipe
 	if err == nil {
-		b.m.appendSeconds[min(pk.FixedHeader.Qos, 2)].Observe(time.Since(ab.start).Seconds())
+		b.m.appendSeconds[min(ab.pk.FixedHeader.Qos, 2)].Observe(time.Since(ab.start).Seconds())
 	}
-	ab.pipe, ab.pk = nil, packets.Packet{}
-	b.putBuf(ab)
 	p.mu.Lock()
-	p.q = append(p.q, pipeItem{pk: pk, err: err})
+	p.q = append(p.q, pipeItem{ab: ab, err: err})
 	start := !p.running && b.ackers.add()
 	if start {
 		p.running = true
@@ -173,24 +173,27 @@ func (p *pipe) ack() {
 		it := p.q[p.head]
 		p.q[p.head] = pipeItem{}
 		p.head++
+		pk := it.ab.pk
+		it.ab.pipe, it.ab.pk = nil, packets.Packet{}
+		b.putBuf(it.ab)
 		failedNow := it.err != nil && !p.failed
 		if it.err != nil {
 			p.failed = true
-			b.m.appendErrors[min(it.pk.FixedHeader.Qos, 2)].Inc()
+			b.m.appendErrors[min(pk.FixedHeader.Qos, 2)].Inc()
 		}
 		skip := p.failed
 		p.mu.Unlock()
 
 		switch {
 		case failedNow:
-			qos := min(it.pk.FixedHeader.Qos, 2)
+			qos := min(pk.FixedHeader.Qos, 2)
 			b.logger.Warn("message not stored: disconnecting its publisher without an acknowledgement, so that it resends",
-				"client", p.cl.ID, "remote", p.cl.Net.Remote, "topic", it.pk.TopicName, "qos", qos, "err", it.err)
+				"client", p.cl.ID, "remote", p.cl.Net.Remote, "topic", pk.TopicName, "qos", qos, "err", it.err)
 			b.refuse(p.cl, it.err)
 		case skip:
 		default:
-			it.pk.SessionPresent = true // marks it as durable for the hook
-			if err := b.srv.InjectPacket(p.cl, it.pk); err != nil {
+			pk.SessionPresent = true // marks it as durable for the hook
+			if err := b.srv.InjectPacket(p.cl, pk); err != nil {
 				b.logger.Debug("acknowledge durable message", "client", p.cl.ID, "err", err)
 			}
 		}

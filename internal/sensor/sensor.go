@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -30,7 +31,7 @@ func (s *Sensor) InRange(v float64) bool {
 
 // Registry is an immutable set of sensors keyed by id.
 type Registry struct {
-	byID    map[string]*Sensor
+	byID    map[string]int32 // index in sorted: one copy of each sensor
 	sorted  []Sensor
 	digest  string
 	sources string
@@ -40,23 +41,20 @@ type Registry struct {
 // the registry's source bytes, whose SHA-256 is the registry's digest (nil: the digest is taken over
 // the sensors' canonical JSON).
 func New(sensors []Sensor, raw []byte) *Registry {
-	r := &Registry{byID: make(map[string]*Sensor, len(sensors))}
-	for _, s := range sensors {
-		r.byID[s.ID] = &s
+	byID := make(map[string]int32, len(sensors)) // first the last position of each id, then its index in sorted
+	for i, s := range sensors {
+		byID[s.ID] = int32(i)
 	}
-	r.sorted = make([]Sensor, 0, len(r.byID))
-	for _, s := range r.byID {
-		r.sorted = append(r.sorted, *s)
-	}
-	slices.SortFunc(r.sorted, func(a, b Sensor) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
+	r := &Registry{byID: byID, sorted: make([]Sensor, 0, len(byID))}
+	for i, s := range sensors {
+		if byID[s.ID] == int32(i) {
+			r.sorted = append(r.sorted, s)
 		}
-		return 0
-	})
+	}
+	slices.SortFunc(r.sorted, func(a, b Sensor) int { return strings.Compare(a.ID, b.ID) })
+	for i := range r.sorted {
+		byID[r.sorted[i].ID] = int32(i)
+	}
 	if raw == nil {
 		raw, _ = json.Marshal(r.sorted)
 	}
@@ -73,7 +71,11 @@ func (r *Registry) Lookup(id string) *Sensor {
 	if r == nil {
 		return nil
 	}
-	return r.byID[id]
+	i, ok := r.byID[id]
+	if !ok {
+		return nil
+	}
+	return &r.sorted[i]
 }
 
 // Len returns the number of sensors.

@@ -228,3 +228,24 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestNewLaterReplaces: New keeps one sensor per id, the last given, sorted by id, and Lookup
+// returns that one.
+func TestNewLaterReplaces(t *testing.T) {
+	r := New([]Sensor{{ID: "b", Unit: "bar"}, {ID: "a", Unit: "C"}, {ID: "b", Unit: "kPa"}, {ID: "c"}, {ID: "a", Unit: "K"}}, nil)
+	var got []string
+	for _, s := range r.Sensors() {
+		got = append(got, s.ID+":"+s.Unit)
+	}
+	if strings.Join(got, " ") != "a:K b:kPa c:" || r.Len() != 3 {
+		t.Fatalf("sensors = %v (len %d), want a:K b:kPa c:", got, r.Len())
+	}
+	for id, unit := range map[string]string{"a": "K", "b": "kPa", "c": ""} {
+		if s := r.Lookup(id); s == nil || s.ID != id || s.Unit != unit {
+			t.Fatalf("Lookup(%q) = %+v, want unit %q", id, s, unit)
+		}
+	}
+	if r.Lookup("d") != nil {
+		t.Fatal("Lookup of an unknown id is not nil")
+	}
+}

@@ -15,6 +15,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/sluice-project/sluice/internal/broker"
 	"github.com/sluice-project/sluice/internal/testkit"
 )
 
@@ -23,8 +24,8 @@ import (
 const MochiEnv = "SLUICE_BENCH_SERVE_MOCHI"
 
 // MaybeServeMochi serves a bare mochi-mqtt broker and exits the process when MochiEnv is set; call it
-// first thing in main (and TestMain). The broker is configured as sluice's embedded one (receive
-// maximum 1024, anonymous) but without its ingest hook: it routes messages and nothing else. It
+// first thing in main (and TestMain). The broker is configured as sluice's embedded one (its default
+// receive maximum, anonymous) but without its ingest hook: it routes messages and nothing else. It
 // listens on 127.0.0.1:0, prints "listening <addr>" on stdout and stops on SIGTERM or when stdin
 // closes.
 func MaybeServeMochi() {
@@ -40,7 +41,7 @@ func MaybeServeMochi() {
 
 func serveMochi() error {
 	caps := mqtt.NewDefaultServerCapabilities()
-	caps.ReceiveMaximum = 1024
+	caps.ReceiveMaximum = uint16(broker.DefaultConfig().ReceiveMaximum)
 	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: slog.New(slog.DiscardHandler)})
 	if err := srv.AddHook(new(allowHook), nil); err != nil {
 		return err
