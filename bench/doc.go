@@ -43,7 +43,9 @@
 //   - memory: peak RSS (VmHWM) of the sluice binary with its embedded broker and default
 //     configuration, a registry of 10,000 or 100,000 sensors, and the simulator publishing at QoS 1 as
 //     fast as sluice acknowledges from 32 connections, for 40 seconds (-memory-duration: the
-//     deduplication window takes 2 minutes to fill).
+//     deduplication window takes 2 minutes to fill). At the highest once-a-second VmRSS sample it
+//     also splits the RSS into what the Go runtime holds (from /metrics) and the rest (DuckDB, the
+//     binary's pages, C allocations), so a reader sees which side to work on.
 //
 // Correctness figures (nothing lost) fail the command (exit 1) when missed in any run; performance
 // targets are reported as pass or FAIL on the median and do not change the exit code.

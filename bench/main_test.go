@@ -146,6 +146,10 @@ func TestMemoryShort(t *testing.T) {
 	if res.peak < 10<<20 || res.peak > 8<<30 || res.atExit < res.peak {
 		t.Fatalf("peak RSS %d, at exit %d", res.peak, res.atExit)
 	}
+	// The split: a VmRSS sample is at most the peak VmHWM read after it, and Go holds part of it.
+	if sp := res.split; sp.rss <= 0 || sp.rss > res.peak || sp.goHeld <= 0 || sp.goHeld >= sp.rss {
+		t.Fatalf("split at the highest sample: rss %d, Go %d (peak %d)", sp.rss, sp.goHeld, res.peak)
+	}
 }
 
 // TestFreshnessShort measures publish → visible in SQL briefly, or reports why it cannot.

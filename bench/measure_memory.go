@@ -30,6 +30,31 @@ type memoryResult struct {
 	published int64
 	rate      float64
 	inLake    int64 // distinct readings committed
+	split     memorySplit
+}
+
+// memorySplit is what the RSS held at the highest sample (VmRSS, read once a second with /metrics):
+// the Go runtime's heap and stacks as it reports them, and the rest (DuckDB, the binary's pages, C).
+type memorySplit struct {
+	rss, goHeld int64
+}
+
+// sample records p's RSS and Go's share of it, keeping the highest RSS seen.
+func (m *memorySplit) sample(ctx context.Context, p *harness.Proc) {
+	rss, err := harness.RSS(p.Pid)
+	if err != nil || rss <= m.rss {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	mt, err := p.Metrics(ctx)
+	if err != nil {
+		return
+	}
+	held := mt.Get("go_memstats_heap_sys_bytes") - mt.Get("go_memstats_heap_released_bytes") + mt.Get("go_memstats_stack_sys_bytes")
+	if held > 0 {
+		*m = memorySplit{rss: rss, goHeld: int64(held)}
+	}
 }
 
 // measureMemory measures sluice's peak RSS with each fleet size.
@@ -38,7 +63,8 @@ func measureMemory(ctx context.Context, e *env, plan memoryPlan) (*Section, []st
 	s.Intro = fmt.Sprintf("`sluice run` with its embedded broker and the default configuration, a sensors.json registry of the fleet "+
 		"(SLUICE_SENSORS_FILE), and the simulator publishing at QoS 1 as fast as sluice acknowledges, from %d connections, for %s per run. "+
 		"Peak RSS is VmHWM from /proc/<pid>/status, read while ingesting, and (\"with shutdown\") until the process has exited after SIGTERM, "+
-		"which includes its final commits.", plan.conns, plan.duration)
+		"which includes its final commits. Once a second the run also reads VmRSS and /metrics; at the highest of those samples it splits "+
+		"the RSS into what the Go runtime holds (go_memstats heap_sys - heap_released + stack_sys; runtime.memory_limit bounds it) and the rest.", plan.conns, plan.duration)
 	var errs []string
 	for _, fleet := range plan.fleets {
 		name := formatNum(float64(fleet), 0) + " sensors"
@@ -47,6 +73,8 @@ func measureMemory(ctx context.Context, e *env, plan memoryPlan) (*Section, []st
 			peak.Goal(256, false)
 		}
 		exit := s.Add("peak RSS with shutdown, "+name, "MiB", 1)
+		goHeld := s.Add("at the highest RSS sample: Go heap and stacks, "+name, "MiB", 1)
+		rest := s.Add("at the highest RSS sample: the rest (DuckDB, binary, C), "+name, "MiB", 1)
 		rate := s.Add("ingest rate (publisher, acknowledged by sluice), "+name, "msg/s", 0)
 		lost := s.Add("messages acknowledged but not in readings/, "+name, "messages", 0).MustBe(0, false)
 		for r := range plan.runs {
@@ -59,6 +87,10 @@ func measureMemory(ctx context.Context, e *env, plan memoryPlan) (*Section, []st
 				name, r+1, plan.runs, mib(res.peak), mib(res.atExit), res.published, res.rate, res.inLake)
 			peak.Values = append(peak.Values, mib(res.peak))
 			exit.Values = append(exit.Values, mib(res.atExit))
+			if res.split.rss > 0 {
+				goHeld.Values = append(goHeld.Values, mib(res.split.goHeld))
+				rest.Values = append(rest.Values, mib(res.split.rss-res.split.goHeld))
+			}
 			rate.Values = append(rate.Values, res.rate)
 			lost.Values = append(lost.Values, float64(max(0, res.published-res.inLake)))
 		}
@@ -103,12 +135,15 @@ func memoryRun(ctx context.Context, e *env, fleet int, plan memoryPlan, seed int
 		}
 	}
 	stop := harness.Ticker(250*time.Millisecond, read)
+	var split memorySplit
+	stopSplit := harness.Ticker(time.Second, func() { split.sample(ctx, p) })
 	pc := publisher("mqtt://"+p.MQTT, 1, plan.conns, fleet, 0, seed)
 	pc.Topic = "" // the shape's own topic, as a fleet would publish
 	pc.Duration = plan.duration
 	stats, err := simulate.Run(ctx, pc, nil)
 	read()
 	stop()
+	stopSplit()
 	if err != nil {
 		return memoryResult{}, fmt.Errorf("publisher: %w", err)
 	}
@@ -130,7 +165,7 @@ func memoryRun(ctx context.Context, e *env, fleet int, plan memoryPlan, seed int
 	if stopErr != nil {
 		return memoryResult{}, stopErr
 	}
-	res := memoryResult{peak: ingesting, atExit: peak.Load(), published: stats.Published, rate: stats.Rate()}
+	res := memoryResult{peak: ingesting, atExit: peak.Load(), published: stats.Published, rate: stats.Rate(), split: split}
 	chk, err := lakecheck.Open(lakeDir)
 	if err != nil {
 		return res, err

@@ -138,3 +138,21 @@ func FuzzParseVmHWM(f *testing.F) {
 		}
 	})
 }
+
+// TestRSS: this process's VmRSS is positive and at most its VmHWM.
+func TestRSS(t *testing.T) {
+	rss, err := RSS(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hwm, err := PeakRSS(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rss <= 0 || rss > hwm {
+		t.Fatalf("VmRSS %d, VmHWM %d", rss, hwm)
+	}
+	if _, err := parseStatusKB([]byte("Name:\tx\nVmHWM:\t12 kB\n"), "VmRSS"); err == nil || !strings.Contains(err.Error(), "no VmRSS line") {
+		t.Fatalf("status without VmRSS: %v", err)
+	}
+}

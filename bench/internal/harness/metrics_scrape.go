@@ -119,25 +119,44 @@ func PeakRSS(pid int) (int64, error) {
 }
 
 // ParseVmHWM reads the "VmHWM:   123456 kB" line of a /proc/<pid>/status file and returns bytes.
-func ParseVmHWM(status []byte) (int64, error) {
+func ParseVmHWM(status []byte) (int64, error) { return parseStatusKB(status, "VmHWM") }
+
+// RSS returns the resident set size (VmRSS) of process pid now, in bytes.
+func RSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("rss: %w", err)
+	}
+	n, err := parseStatusKB(b, "VmRSS")
+	if err != nil {
+		return 0, fmt.Errorf("rss of %d: %w", pid, err)
+	}
+	return n, nil
+}
+
+// parseStatusKB reads the "<field>:   123456 kB" line of a /proc/<pid>/status file and returns bytes.
+func parseStatusKB(status []byte, field string) (int64, error) {
 	sc := bufio.NewScanner(bytes.NewReader(status))
 	for sc.Scan() {
-		rest, ok := bytes.CutPrefix(sc.Bytes(), []byte("VmHWM:"))
+		rest, ok := bytes.CutPrefix(sc.Bytes(), []byte(field+":"))
 		if !ok {
 			continue
 		}
 		f := strings.Fields(string(rest))
 		if len(f) != 2 || f[1] != "kB" {
-			return 0, fmt.Errorf("VmHWM line %q: want \"<n> kB\"", rest)
+			return 0, fmt.Errorf("%s line %q: want \"<n> kB\"", field, rest)
 		}
 		kb, err := strconv.ParseInt(f[0], 10, 64)
 		if err != nil || kb < 0 || kb > 1<<40 {
-			return 0, fmt.Errorf("VmHWM line %q: bad number", rest)
+			return 0, fmt.Errorf("%s line %q: bad number", field, rest)
 		}
 		return kb << 10, nil
 	}
 	if err := sc.Err(); err != nil {
 		return 0, err
 	}
-	return 0, ErrNoVmHWM
+	if field == "VmHWM" {
+		return 0, ErrNoVmHWM
+	}
+	return 0, fmt.Errorf("no %s line", field)
 }
