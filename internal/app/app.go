@@ -129,6 +129,11 @@ func (a *App) Run(ctx context.Context) (err error) {
 	a.sensors.Store(reg)
 	poller.took(reg)
 	raw = nil
+	// Reading and parsing the registry file allocates ~10 times its size (100,000 sensors: 26 MB of
+	// JSON, ~250 MB), all garbage now; the heap it grew would stay resident until the scavenger gets
+	// to it. Give it back before ingest starts: idle RSS with 100,000 sensors 336 -> 274 MiB (what
+	// the Go runtime holds: 219 -> 105 MiB).
+	debug.FreeOSMemory()
 
 	archiver, err := pipeline.NewArchiver(ctx, lk, cfg.Lake)
 	if err != nil {
