@@ -151,9 +151,9 @@ func (b *Broker) Start() error {
 		add       func(net.Listener) listeners.Listener
 	}
 	specs := []spec{
-		{"listen", b.cfg.Listen, &b.tcpAddr, func(ln net.Listener) listeners.Listener { return listeners.NewNet("tcp", ln) }},
+		{"listen", b.cfg.Listen, &b.tcpAddr, func(ln net.Listener) listeners.Listener { return listeners.NewNet("tcp", corkListener{ln}) }},
 		{"tls.listen", b.cfg.TLS.Listen, &b.tlsAddr, func(ln net.Listener) listeners.Listener {
-			return listeners.NewNet("tls", tls.NewListener(ln, b.tls))
+			return listeners.NewNet("tls", corkListener{tls.NewListener(ln, b.tls)})
 		}},
 		{"websocket_listen", b.cfg.WebsocketListen, &b.wsAddr, func(ln net.Listener) listeners.Listener { return newWSListener("ws", ln) }},
 	}

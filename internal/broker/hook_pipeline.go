@@ -47,6 +47,9 @@ type pipeItem struct {
 	err error
 }
 
+// corkBatch is the most PUBACKs the acker gathers into one write.
+const corkBatch = 256
+
 var (
 	errWindowTimeout = errors.New("no room for another unacknowledged message within append_timeout")
 	errEarlierFailed = errors.New("an earlier message of this connection was not stored")
@@ -159,16 +162,33 @@ func (ab *appendBuf) pipeDone(err error) {
 }
 
 // ack drains the connection's queue in order: mochi acknowledges and routes each durable message.
+//
+// The PUBACKs of what it finds queued at once (the messages of one group commit, mostly) go out in
+// one write when the connection can be corked (TCP and TLS), at most corkBatch at a time.
 func (p *pipe) ack() {
 	b := p.b
 	defer b.ackers.done()
+	cc, _ := p.cl.Net.Conn.(*corkConn)
+	corked := 0 // PUBACKs gathered since cc.cork
 	for {
 		p.mu.Lock()
+		if corked > 0 && (p.head == len(p.q) || corked == corkBatch) {
+			p.mu.Unlock()
+			cc.uncork() // then look again: more may have come meanwhile
+			corked = 0
+			continue
+		}
 		if p.head == len(p.q) {
 			p.q, p.head = p.q[:0], 0 // reuse the array
 			p.running = false
 			p.mu.Unlock()
 			return
+		}
+		if cc != nil {
+			if corked == 0 {
+				cc.cork()
+			}
+			corked++
 		}
 		it := p.q[p.head]
 		p.q[p.head] = pipeItem{}
@@ -186,6 +206,10 @@ func (p *pipe) ack() {
 
 		switch {
 		case failedNow:
+			if corked > 0 { // the PUBACKs gathered before go out ahead of the disconnect
+				cc.uncork()
+				corked = 0
+			}
 			qos := min(pk.FixedHeader.Qos, 2)
 			b.logger.Warn("message not stored: disconnecting its publisher without an acknowledgement, so that it resends",
 				"client", p.cl.ID, "remote", p.cl.Net.Remote, "topic", pk.TopicName, "qos", qos, "err", it.err)

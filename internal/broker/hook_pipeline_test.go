@@ -154,3 +154,40 @@ func TestPipelineWindow(t *testing.T) {
 	l.release()
 	readLog(t, l.Log, 2) // durable, unacknowledged: the client resends them
 }
+
+// TestPipelineCorkedPubacks: the PUBACKs of messages made durable together go out gathered (corked)
+// at most corkBatch at a time. 600 messages held at the log, then released at once: every PUBACK
+// arrives, in publish order, none left behind in a gathered write; then one more message is
+// acknowledged on its own.
+func TestPipelineCorkedPubacks(t *testing.T) {
+	n := 2*corkBatch + 88
+	l := newGatedLog()
+	cfg := modeConfig(true)
+	cfg.ReceiveMaximum = n + 1
+	b, _ := startBroker(t, cfg, l)
+	c, _ := dialRaw3(t, b.Addr().String(), "gateway", true)
+	for i := 1; i <= n; i++ {
+		if err := c.writePublish(uint16(i), "plant/gw", []byte(fmt.Sprint(i)), 1, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.flush(); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 10*time.Second, func() bool { return l.waiting.Load() == int32(n) }, "appends held at the gate never reached %d", n)
+	l.release()
+	for i := 1; i <= n; i++ {
+		if id, err := c.readPuback(10 * time.Second); err != nil || id != uint16(i) {
+			t.Fatalf("PUBACK %d: id %d err %v", i, id, err)
+		}
+	}
+	if err := c.writePublish(uint16(n+1), "plant/gw", []byte("last"), 1, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := c.readPuback(10 * time.Second); err != nil || id != uint16(n+1) {
+		t.Fatalf("PUBACK of the message after the batch: id %d err %v", id, err)
+	}
+}
