@@ -50,6 +50,12 @@
 // message per commit) to 25-50k (60-110 per commit); 64 connections from 7-19k to 40-110k. With a log
 // that costs nothing (memlog) pipelining costs CPU instead (a second pass through processPublish).
 //
+// mochi writes each PUBACK with its own write system call. On TCP and TLS connections (listener_cork.go)
+// the acker corks the connection while it hands mochi what it found queued, the messages of one group
+// commit mostly, so their PUBACKs leave in one write (at most 256 at a time); other writes pass through.
+// Measured with `sluice run` and the simulator at QoS 1 (4 connections, same session): 34 -> 27 µs of
+// sluice CPU a message, 33k -> 39k msg/s.
+//
 // # Goroutines
 //
 // The owner calls New, Start, then Close, once each, from one goroutine; Ready, the Addr methods and
