@@ -1,0 +1,38 @@
+package query
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/sluice-project/sluice/internal/lake"
+	"github.com/sluice-project/sluice/internal/testkit"
+)
+
+// BenchmarkHotFlush appends hot readings (10,000 sensors, batches of 16,384, one in 100 with a flag)
+// to the SQL engine's hot table and reports the cost a row: the decoder's hot handoff at high rates.
+func BenchmarkHotFlush(b *testing.B) {
+	_, u := testkit.TempLake(b)
+	e := openEngine(b, u, testConfig(), WithHotReadings(func(p int32) string { return fmt.Sprintf("decoder-p%d", p) }))
+	h := e.hot
+	const batch = 16384
+	rows := make([]lake.ReadingRow, batch)
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
+	for i := range rows {
+		rows[i] = lake.ReadingRow{SensorID: fmt.Sprintf("plant-a-sensor-%05d", i%10_000), Metric: "temperature", TS: t0 + int64(i)*1000,
+			Value: float64(i) / 7, Unit: "C", ReceivedAt: t0 + int64(i)*1000 + 5, IngestID: int64(i)}
+		if i%100 == 0 {
+			rows[i].Flags = []string{"out_of_range"}
+		}
+	}
+	b.ResetTimer()
+	for range b.N {
+		h.add(0, rows)
+		h.writeMu.Lock()
+		if err := h.flushLocked(); err != nil {
+			b.Fatal(err)
+		}
+		h.writeMu.Unlock()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/row")
+}
