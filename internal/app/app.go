@@ -499,7 +499,7 @@ type registryPoller struct {
 // fileStamp is what a stat says of a file.
 type fileStamp struct {
 	size    int64
-	modTime time.Time
+	modTime int64 // Unix nanoseconds
 	ok      bool
 }
 
@@ -511,7 +511,7 @@ func statFile(path string) fileStamp {
 	if err != nil {
 		return fileStamp{}
 	}
-	return fileStamp{size: fi.Size(), modTime: fi.ModTime(), ok: true}
+	return fileStamp{size: fi.Size(), modTime: fi.ModTime().UnixNano(), ok: true}
 }
 
 // newRegistryPoller stats the file: call it before the first read, so a change after that read is
