@@ -32,14 +32,7 @@ func TestPipelineOneConnection(t *testing.T) {
 				t.Fatal(tok.Error())
 			}
 			c, _ := dialRaw3(t, b.Addr().String(), "gateway", true)
-			for i := 1; i <= n; i++ {
-				if err := c.writePublish(uint16(i), "plant/gw", []byte(fmt.Sprint(i)), 1, false); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := c.flush(); err != nil {
-				t.Fatal(err)
-			}
+			c.publishSeq(t, "plant/gw", 1, n)
 			want := int32(1)
 			if mode.pipeline {
 				want = n
@@ -52,11 +45,7 @@ func TestPipelineOneConnection(t *testing.T) {
 				t.Fatalf("%d appends held, want %d", l.waiting.Load(), want)
 			}
 			l.release()
-			for i := 1; i <= n; i++ {
-				if id, err := c.readPuback(10 * time.Second); err != nil || id != uint16(i) {
-					t.Fatalf("PUBACK %d: id %d err %v", i, id, err)
-				}
-			}
+			c.expectPubacks(t, 1, n)
 			env := readLog(t, l.Log, n)
 			for i := 1; i <= n; i++ {
 				if string(env[i-1].Payload) != fmt.Sprint(i) {
@@ -132,14 +121,7 @@ func TestPipelineWindow(t *testing.T) {
 	cfg.ReceiveMaximum, cfg.AppendTimeout = 2, 300*time.Millisecond
 	b, _ := startBroker(t, cfg, l)
 	c, _ := dialRaw3(t, b.Addr().String(), "greedy", true)
-	for i := 1; i <= 3; i++ {
-		if err := c.writePublish(uint16(i), "plant/w", []byte(fmt.Sprint(i)), 1, false); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := c.flush(); err != nil {
-		t.Fatal(err)
-	}
+	c.publishSeq(t, "plant/w", 1, 3)
 	start := time.Now()
 	typ, body, err := c.read(10 * time.Second)
 	if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
@@ -166,28 +148,10 @@ func TestPipelineCorkedPubacks(t *testing.T) {
 	cfg.ReceiveMaximum = n + 1
 	b, _ := startBroker(t, cfg, l)
 	c, _ := dialRaw3(t, b.Addr().String(), "gateway", true)
-	for i := 1; i <= n; i++ {
-		if err := c.writePublish(uint16(i), "plant/gw", []byte(fmt.Sprint(i)), 1, false); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := c.flush(); err != nil {
-		t.Fatal(err)
-	}
+	c.publishSeq(t, "plant/gw", 1, n)
 	testkit.Eventually(t, 10*time.Second, func() bool { return l.waiting.Load() == int32(n) }, "appends held at the gate never reached %d", n)
 	l.release()
-	for i := 1; i <= n; i++ {
-		if id, err := c.readPuback(10 * time.Second); err != nil || id != uint16(i) {
-			t.Fatalf("PUBACK %d: id %d err %v", i, id, err)
-		}
-	}
-	if err := c.writePublish(uint16(n+1), "plant/gw", []byte("last"), 1, false); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.flush(); err != nil {
-		t.Fatal(err)
-	}
-	if id, err := c.readPuback(10 * time.Second); err != nil || id != uint16(n+1) {
-		t.Fatalf("PUBACK of the message after the batch: id %d err %v", id, err)
-	}
+	c.expectPubacks(t, 1, n)
+	c.publishSeq(t, "plant/gw", n+1, n+1) // the message after the batch, acknowledged on its own
+	c.expectPubacks(t, n+1, n+1)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 )
@@ -67,7 +68,7 @@ func TestCorkConn(t *testing.T) {
 	write("d")
 	c.cork()
 	c.uncork() // nothing gathered: no empty write
-	if got, want := rc.got(), []string{"a", "bc", "d"}; !equal(got, want) {
+	if got, want := rc.got(), []string{"a", "bc", "d"}; !slices.Equal(got, want) {
 		t.Fatalf("writes = %q, want %q", got, want)
 	}
 
@@ -92,16 +93,4 @@ func TestCorkConn(t *testing.T) {
 	if !closed {
 		t.Fatal("a failed flush did not close the connection")
 	}
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -69,6 +69,30 @@ func (c *raw3) writePublish(id uint16, topic string, payload []byte, qos byte, d
 
 func (c *raw3) flush() error { return c.w.Flush() }
 
+// publishSeq sends QoS 1 PUBLISHes with packet ids from to last on topic, each payload its id in
+// decimal, in one flush.
+func (c *raw3) publishSeq(t testing.TB, topic string, from, last int) {
+	t.Helper()
+	for i := from; i <= last; i++ {
+		if err := c.writePublish(uint16(i), topic, []byte(fmt.Sprint(i)), 1, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// expectPubacks reads PUBACKs for packet ids from to last, in that order.
+func (c *raw3) expectPubacks(t testing.TB, from, last int) {
+	t.Helper()
+	for i := from; i <= last; i++ {
+		if id, err := c.readPuback(10 * time.Second); err != nil || id != uint16(i) {
+			t.Fatalf("PUBACK %d: id %d err %v", i, id, err)
+		}
+	}
+}
+
 // read reads one packet: its type and body (after the fixed header).
 func (c *raw3) read(timeout time.Duration) (byte, []byte, error) {
 	_ = c.conn.SetReadDeadline(time.Now().Add(timeout))

@@ -119,7 +119,13 @@ func PeakRSS(pid int) (int64, error) {
 }
 
 // ParseVmHWM reads the "VmHWM:   123456 kB" line of a /proc/<pid>/status file and returns bytes.
-func ParseVmHWM(status []byte) (int64, error) { return parseStatusKB(status, "VmHWM") }
+func ParseVmHWM(status []byte) (int64, error) {
+	n, found, err := parseStatusKB(status, "VmHWM")
+	if err == nil && !found {
+		return 0, ErrNoVmHWM
+	}
+	return n, err
+}
 
 // RSS returns the resident set size (VmRSS) of process pid now, in bytes.
 func RSS(pid int) (int64, error) {
@@ -127,15 +133,19 @@ func RSS(pid int) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("rss: %w", err)
 	}
-	n, err := parseStatusKB(b, "VmRSS")
+	n, found, err := parseStatusKB(b, "VmRSS")
+	if err == nil && !found {
+		err = errors.New("no VmRSS line")
+	}
 	if err != nil {
 		return 0, fmt.Errorf("rss of %d: %w", pid, err)
 	}
 	return n, nil
 }
 
-// parseStatusKB reads the "<field>:   123456 kB" line of a /proc/<pid>/status file and returns bytes.
-func parseStatusKB(status []byte, field string) (int64, error) {
+// parseStatusKB reads the "<field>:   123456 kB" line of a /proc/<pid>/status file and returns
+// bytes, and whether the line is there.
+func parseStatusKB(status []byte, field string) (int64, bool, error) {
 	sc := bufio.NewScanner(bytes.NewReader(status))
 	for sc.Scan() {
 		rest, ok := bytes.CutPrefix(sc.Bytes(), []byte(field+":"))
@@ -144,19 +154,13 @@ func parseStatusKB(status []byte, field string) (int64, error) {
 		}
 		f := strings.Fields(string(rest))
 		if len(f) != 2 || f[1] != "kB" {
-			return 0, fmt.Errorf("%s line %q: want \"<n> kB\"", field, rest)
+			return 0, true, fmt.Errorf("%s line %q: want \"<n> kB\"", field, rest)
 		}
 		kb, err := strconv.ParseInt(f[0], 10, 64)
 		if err != nil || kb < 0 || kb > 1<<40 {
-			return 0, fmt.Errorf("%s line %q: bad number", field, rest)
+			return 0, true, fmt.Errorf("%s line %q: bad number", field, rest)
 		}
-		return kb << 10, nil
+		return kb << 10, true, nil
 	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	if field == "VmHWM" {
-		return 0, ErrNoVmHWM
-	}
-	return 0, fmt.Errorf("no %s line", field)
+	return 0, false, sc.Err()
 }
