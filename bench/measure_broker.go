@@ -178,7 +178,7 @@ func brokerNotes(kind string) []string {
 		}
 	}
 	return []string{
-		fmt.Sprintf("The ceiling is a bare mochi-mqtt server (the embedded broker's library, receive maximum %d, no ingest hook) in a child process; sluice's embedded broker takes messages inside the broker, so there is no second hop to compare with.", sluicebroker.DefaultConfig().ReceiveMaximum),
+		fmt.Sprintf("The ceiling is a bare mochi-mqtt server (the embedded broker's library, receive maximum %d, a queue of 65,535 messages per subscriber as Mosquitto gets max_queued_messages, no ingest hook) in a child process; sluice's embedded broker takes messages inside the broker, so there is no second hop to compare with.", sluicebroker.DefaultConfig().ReceiveMaximum),
 		"At QoS 1 with broker.pipeline (the default) each connection may have up to broker.receive_maximum messages waiting for the WAL's group commit; the rows with it off show a connection held to one message per commit (fsync), 4 connections sharing each commit.",
 	}
 }

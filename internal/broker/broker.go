@@ -54,6 +54,7 @@ type Broker struct {
 	async    asyncTracker       // QoS 0 appends whose done has not run yet
 	bufs     sync.Pool          // *appendBuf
 	lastWarn atomic.Int64       // unix nanos of the last QoS 0 append failure logged
+	lastDrop atomic.Int64       // unix nanos of the last subscriber drop logged
 	ackers   asyncTracker       // pipelined: acker goroutines running
 	pipesMu  sync.Mutex
 	pipes    map[*mqtt.Client]*pipe // pipelined: connections with a read goroutine
@@ -83,6 +84,8 @@ func New(cfg Config, l log.Appender, logger *slog.Logger, reg prometheus.Registe
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = uint32(cfg.MaxMessageSize) + packetHeadroom
 	caps.ReceiveMaximum = uint16(cfg.ReceiveMaximum)
+	caps.MaximumInflight = uint16(cfg.SubscriberQueue)
+	caps.MaximumClientWritesPending = int32(cfg.SubscriberQueue)
 	caps.MaximumSessionExpiryInterval = uint32(cfg.SessionExpiry / time.Second)
 	caps.MaximumClients = math.MaxInt64
 	if cfg.MaxClients > 0 {
@@ -90,10 +93,10 @@ func New(cfg Config, l log.Appender, logger *slog.Logger, reg prometheus.Registe
 	}
 	b.srv = mqtt.New(&mqtt.Options{
 		Capabilities: caps,
-		Logger:       newMochiLogger(logger),
+		Logger:       newMochiLogger(logger, b.subscriberDropped),
 		InlineClient: true, // Publish: sluice's own messages, never ingested
 	})
-	m, err := newMetrics(reg, &b.srv.Info.ClientsConnected)
+	m, err := newMetrics(reg, b.srv.Info)
 	if err != nil {
 		return nil, err
 	}

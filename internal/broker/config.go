@@ -29,6 +29,7 @@ type Config struct {
 	MaxMessageSize  config.Bytes  `yaml:"max_message_size" doc:"Largest payload always accepted and stored as it is (the decoder quarantines ones too large to decode). A packet larger than this plus 68KiB (room for the topic and MQTT 5 properties) closes the connection."`
 	Topics          []string      `yaml:"topics" doc:"Topic filters whose messages are appended to the log. Default all (#); $SYS topics are never appended. Messages on other topics are still routed to subscribers."`
 	ReceiveMaximum  int           `yaml:"receive_maximum" doc:"QoS 1 and 2 messages one client may have unacknowledged (MQTT 5 receive maximum, sent in CONNACK), 1 to 65535. With pipeline, each waiting message holds ~1KiB plus its payload, so the broker's memory is up to clients × receive_maximum × that. One connection at QoS 1 through the embedded broker (1,000 sensors, as fast as acknowledged, this 2-core machine): 128: 21,600 msg/s; 256: 22,800–26,100; 512: 27,900; 1024: 28,000–28,600."`
+	SubscriberQueue int           `yaml:"subscriber_queue" doc:"Messages the broker holds for one subscribing client, 1 to 65535: QoS 1 and 2 messages sent and not yet acknowledged, and messages of any QoS waiting to be written to its connection. Past it the broker drops further messages for that client (as Mosquitto's max_queued_messages does), counts them in sluice_broker_subscriber_dropped_total and logs a warning. It bounds only what subscribers receive: an ingested message is in the log before its PUBACK, whoever subscribes. Each client's write queue takes 8 bytes a slot when it connects."`
 	SessionExpiry   time.Duration `yaml:"session_expiry" doc:"Longest time a disconnected client's persistent session (clean session false, or an MQTT 5 session expiry) is kept, in memory. Sessions do not survive a restart; publishers resend what was not acknowledged."`
 	AppendTimeout   time.Duration `yaml:"append_timeout" doc:"Longest wait for the log to make a QoS 1 or 2 message durable. Past it the publisher is disconnected without an acknowledgement and resends when it reconnects."`
 	MaxClients      int           `yaml:"max_clients" doc:"Most clients connected at once; further connections are refused. 0 means no limit."`
@@ -47,13 +48,14 @@ type TLSConfig struct {
 // payloads up to 1MiB, every topic but $SYS ingested.
 func DefaultConfig() Config {
 	return Config{
-		Listen:         "127.0.0.1:1883",
-		MaxMessageSize: 1 << 20,
-		Topics:         []string{"#"},
-		ReceiveMaximum: 512,
-		SessionExpiry:  24 * time.Hour,
-		AppendTimeout:  10 * time.Second,
-		Pipeline:       true,
+		Listen:          "127.0.0.1:1883",
+		MaxMessageSize:  1 << 20,
+		Topics:          []string{"#"},
+		ReceiveMaximum:  512,
+		SubscriberQueue: 8192,
+		SessionExpiry:   24 * time.Hour,
+		AppendTimeout:   10 * time.Second,
+		Pipeline:        true,
 	}
 }
 
@@ -85,6 +87,8 @@ func (c Config) Validate() config.Errors {
 	}
 	es.Check(c.ReceiveMaximum >= 1 && c.ReceiveMaximum <= math.MaxUint16, "receive_maximum",
 		fmt.Sprintf("%d is out of range", c.ReceiveMaximum), "use 1 to 65535 (default 512)")
+	es.Check(c.SubscriberQueue >= 1 && c.SubscriberQueue <= math.MaxUint16, "subscriber_queue",
+		fmt.Sprintf("%d is out of range", c.SubscriberQueue), "use 1 to 65535 (default 8192)")
 	es.Check(c.SessionExpiry >= 0 && c.SessionExpiry <= math.MaxUint32*time.Second, "session_expiry",
 		fmt.Sprintf("%s is out of range", c.SessionExpiry), "use 0 (sessions end with the connection) up to 136 years, e.g. 24h")
 	es.Check(c.AppendTimeout > 0, "append_timeout", fmt.Sprintf("%s is not positive", c.AppendTimeout), "use a duration such as 10s")

@@ -8,7 +8,10 @@
 //
 // It is a real broker: other clients subscribe and receive messages as from any broker; sluice itself
 // can publish (alerts) with Publish, and those messages are not ingested. Nor are $SYS topics, or topics
-// outside broker.topics (those are still routed to subscribers).
+// outside broker.topics (those are still routed to subscribers). A subscriber that falls behind by
+// broker.subscriber_queue messages (QoS 1 and 2 unacknowledged, or any QoS not yet written to it) has
+// further messages dropped for it, as Mosquitto's max_queued_messages does: counted in
+// sluice_broker_subscriber_dropped_total and warned about, and without effect on what is ingested.
 //
 // # What is durable when
 //

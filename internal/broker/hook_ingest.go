@@ -24,7 +24,13 @@ type ingestHook struct {
 func (h *ingestHook) ID() string { return "sluice-ingest" }
 
 func (h *ingestHook) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck || b == mqtt.OnPublish || b == mqtt.OnDisconnect
+	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck || b == mqtt.OnPublish || b == mqtt.OnDisconnect ||
+		b == mqtt.OnPublishDropped
+}
+
+// OnPublishDropped hears of a message mochi dropped for a subscriber whose write queue is full.
+func (h *ingestHook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
+	h.b.subscriberDropped(cl.ID)
 }
 
 // OnConnectAuthenticate accepts anyone when no username is configured, else exactly the configured
@@ -192,6 +198,19 @@ func (b *Broker) qos0Failed(cl *mqtt.Client, topic string, err error) {
 		attrs = append(attrs, "client", cl.ID)
 	}
 	b.logger.Warn("QoS 0 message lost: append to the log failed (further QoS 0 losses in the next 10s are only counted in sluice_broker_append_errors_total)", attrs...)
+}
+
+// subscriberDropped logs that the broker dropped a message for a subscribing client whose queue
+// (broker.subscriber_queue) is full, at most once every 10s; sluice_broker_subscriber_dropped_total
+// counts every one.
+func (b *Broker) subscriberDropped(client string) {
+	now := time.Now().UnixNano()
+	last := b.lastDrop.Load()
+	if now-last < int64(10*time.Second) || !b.lastDrop.CompareAndSwap(last, now) {
+		return
+	}
+	b.logger.Warn("message dropped for a subscriber that does not keep up: its queue (broker.subscriber_queue) is full; ingest is not affected (further drops in the next 10s are only counted in sluice_broker_subscriber_dropped_total)",
+		"client", client, "subscriber_queue", b.cfg.SubscriberQueue)
 }
 
 // refuse disconnects a client whose QoS 1 or 2 message could not be stored. It runs on the client's read

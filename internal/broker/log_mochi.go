@@ -9,10 +9,19 @@ import (
 // chatter at Info (now Debug) and every client that misbehaves or drops its connection at Warn (now
 // Info: a per-client event, not an operator's problem). Errors stay errors. Attributes holding whole
 // packets ("pk", "packet") are dropped: they carry payloads, which do not belong in logs.
-type mochiLog struct{ h slog.Handler }
+//
+// mochi logs every message it drops for a subscriber whose queue is full, one record a message; those
+// records go to dropped (with the client's id) instead, which counts them and warns once in a while.
+type mochiLog struct {
+	h       slog.Handler
+	dropped func(client string)
+}
 
-func newMochiLogger(l *slog.Logger) *slog.Logger {
-	return slog.New(mochiLog{l.Handler()}).With("mqtt", "mochi")
+// mochi's messages for a QoS 1 or 2 message dropped because the client's queue is full.
+var dropMessages = map[string]bool{"client store quota reached": true, "packet ids exhausted": true}
+
+func newMochiLogger(l *slog.Logger, dropped func(client string)) *slog.Logger {
+	return slog.New(mochiLog{l.Handler(), dropped}).With("mqtt", "mochi")
 }
 
 func quieter(l slog.Level) slog.Level {
@@ -32,6 +41,18 @@ func (m mochiLog) Enabled(ctx context.Context, l slog.Level) bool {
 
 func (m mochiLog) Handle(ctx context.Context, r slog.Record) error {
 	msg := r.Message
+	if dropMessages[msg] && m.dropped != nil {
+		client := ""
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "client" {
+				client = a.Value.String()
+				return false
+			}
+			return true
+		})
+		m.dropped(client)
+		return nil
+	}
 	if msg == "" {
 		msg = "client connection ended"
 	}
@@ -52,7 +73,9 @@ func (m mochiLog) WithAttrs(as []slog.Attr) slog.Handler {
 			kept = append(kept, a)
 		}
 	}
-	return mochiLog{m.h.WithAttrs(kept)}
+	return mochiLog{m.h.WithAttrs(kept), m.dropped}
 }
 
-func (m mochiLog) WithGroup(name string) slog.Handler { return mochiLog{m.h.WithGroup(name)} }
+func (m mochiLog) WithGroup(name string) slog.Handler {
+	return mochiLog{m.h.WithGroup(name), m.dropped}
+}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,7 +22,7 @@ func TestMochiLog(t *testing.T) {
 		Level:       slog.LevelDebug,
 		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr { return dropTime(a) },
 	}))
-	l := newMochiLogger(base).With("pk", "withattrs-payload", "listener", "tcp")
+	l := newMochiLogger(base, nil).With("pk", "withattrs-payload", "listener", "tcp")
 	l.Info("attached listener", "id", "tcp")
 	l.Warn("error processing packet", "error", "EOF", "pk", "PAYLOAD")
 	l.Warn("", "error", "tls: bad certificate")
@@ -40,10 +41,24 @@ func TestMochiLog(t *testing.T) {
 
 	buf.Reset()
 	info := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	ml := newMochiLogger(info)
+	ml := newMochiLogger(info, nil)
 	ml.Info("mochi mqtt starting")
 	if buf.Len() != 0 {
 		t.Fatalf("mochi's Info reached an Info logger: %s", buf.String())
+	}
+
+	// A message dropped for a full subscriber queue is mochi's Warn, one a message: it goes to the
+	// callback, not the log.
+	var dropped []string
+	dl := newMochiLogger(info, func(client string) { dropped = append(dropped, client) }).With("listener", "tcp")
+	dl.Warn("client store quota reached", "client", "sub-1", "listener", "tcp")
+	dl.Warn("packet ids exhausted", "error", "no ids", "client", "sub-2")
+	dl.Warn("error processing packet", "error", "EOF")
+	if !slices.Equal(dropped, []string{"sub-1", "sub-2"}) {
+		t.Fatalf("drop callback got %q, want [sub-1 sub-2]", dropped)
+	}
+	if got := buf.String(); strings.Contains(got, "quota") || strings.Contains(got, "exhausted") || !strings.Contains(got, "error processing packet") {
+		t.Fatalf("log after drops:\n%s\nwant only the other Warn", got)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"github.com/mochi-mqtt/server/v2/system"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -14,9 +15,10 @@ type metrics struct {
 	appendErrors  [3]prometheus.Counter // by QoS
 	appendSeconds [3]prometheus.Observer
 	connected     prometheus.GaugeFunc
+	dropped       prometheus.CounterFunc
 }
 
-func newMetrics(reg prometheus.Registerer, clients *int64) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, info *system.Info) (*metrics, error) {
 	received := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_broker_messages_received_total",
 		Help: "Messages published to the embedded broker on ingested topics, by QoS.",
@@ -38,7 +40,13 @@ func newMetrics(reg prometheus.Registerer, clients *int64) (*metrics, error) {
 		connected: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sluice_broker_clients_connected",
 			Help: "Clients connected to the embedded broker.",
-		}, func() float64 { return float64(atomic.LoadInt64(clients)) }),
+		}, func() float64 { return float64(atomic.LoadInt64(&info.ClientsConnected)) }),
+		dropped: prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "sluice_broker_subscriber_dropped_total",
+			Help: "Messages the embedded broker dropped for subscribing clients whose queue (broker.subscriber_queue) was full. Ingest is not affected: these are copies routed to subscribers.",
+		}, func() float64 {
+			return float64(atomic.LoadInt64(&info.MessagesDropped) + atomic.LoadInt64(&info.InflightDropped))
+		}),
 	}
 	for q := range 3 {
 		l := fmt.Sprint(q)
@@ -47,7 +55,7 @@ func newMetrics(reg prometheus.Registerer, clients *int64) (*metrics, error) {
 		m.appendSeconds[q] = latency.WithLabelValues(l)
 	}
 	if reg != nil {
-		cs := []prometheus.Collector{received, errs, latency, m.skipped, m.connected}
+		cs := []prometheus.Collector{received, errs, latency, m.skipped, m.connected, m.dropped}
 		for i, c := range cs {
 			if err := reg.Register(c); err != nil {
 				for _, done := range cs[:i] {

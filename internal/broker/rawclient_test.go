@@ -122,3 +122,30 @@ func (c *raw3) readPuback(timeout time.Duration) (uint16, error) {
 	}
 	return binary.BigEndian.Uint16(body), nil
 }
+
+// subscribe subscribes to filter at qos and reads the SUBACK, failing unless it grants qos.
+func (c *raw3) subscribe(t testing.TB, id uint16, filter string, qos byte) {
+	t.Helper()
+	pk := packets.Packet{
+		FixedHeader:     packets.FixedHeader{Type: packets.Subscribe, Qos: 1},
+		ProtocolVersion: 4, PacketID: id,
+		Filters: packets.Subscriptions{{Filter: filter, Qos: qos}},
+	}
+	c.buf.Reset()
+	if err := pk.SubscribeEncode(&c.buf); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.conn.Write(c.buf.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	typ, body, err := c.read(10 * time.Second)
+	if err != nil || typ != packets.Suback || len(body) != 3 || body[2] != qos {
+		t.Fatalf("SUBACK: type %d body %v err %v", typ, body, err)
+	}
+}
+
+// writePuback buffers a PUBACK for id.
+func (c *raw3) writePuback(id uint16) error {
+	_, err := c.w.Write([]byte{packets.Puback << 4, 2, byte(id >> 8), byte(id)})
+	return err
+}

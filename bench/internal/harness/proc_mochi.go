@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -42,6 +43,10 @@ func MaybeServeMochi() {
 func serveMochi() error {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.ReceiveMaximum = uint16(broker.DefaultConfig().ReceiveMaximum)
+	// As long a queue per subscriber as mochi allows (Mosquitto gets max_queued_messages 1000000): the
+	// ceiling is what a subscriber receives, not what a full queue drops.
+	caps.MaximumInflight = math.MaxUint16
+	caps.MaximumClientWritesPending = math.MaxUint16
 	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: slog.New(slog.DiscardHandler)})
 	if err := srv.AddHook(new(allowHook), nil); err != nil {
 		return err
