@@ -139,7 +139,7 @@ func benchCommitLevels[T any](b *testing.B, spec Spec[T], rows []T) {
 // BenchmarkCommitReadings: Add and Commit 1M random-walk readings (1,000 sensors, two date
 // partitions) to a file:// lake with the default configuration, at each zstd level.
 func BenchmarkCommitReadings(b *testing.B) {
-	benchCommitLevels(b, ReadingsSpec(), genReadings(1_000_000, 1000, benchStart))
+	benchCommitLevels(b, ReadingsSpec(), ReadingsOf(genReadings(1_000_000, 1000, benchStart)))
 }
 
 // BenchmarkCommitRaw: the same messages as raw/ rows (payload ≈ 150 bytes of JSON).
@@ -151,12 +151,12 @@ func BenchmarkCommitRaw(b *testing.B) {
 // alternatives that were measured against them, and reports bytes per row on disk: the whole file,
 // and the column the variant changes.
 func BenchmarkEncodings(b *testing.B) {
-	readings := genReadings(200_000, 1000, benchStart)
+	readings := ReadingsOf(genReadings(200_000, 1000, benchStart))
 	spec := ReadingsSpec()
 	parts, perm := order(&spec, readings)
 	sorted := make([]ReadingRow, 0, len(readings))
 	for _, i := range perm[parts[0].lo:parts[0].hi] {
-		sorted = append(sorted, readings[i])
+		sorted = append(sorted, readings[i].Row())
 	}
 	raw := genRaw(200_000, 1000, benchStart)
 	type variant struct {

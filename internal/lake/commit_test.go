@@ -273,7 +273,7 @@ func TestWritersRacingOnOneTable(t *testing.T) {
 			ctx := context.Background()
 			lk, u := k.open(t)
 			const writers, batches, per = 3, 15, 40
-			ws := make([]*Writer[ReadingRow], writers)
+			ws := make([]*Writer[Reading], writers)
 			for i := range ws {
 				l := lk
 				if k.name == "file" { // separate lakes, as separate processes would have
@@ -292,7 +292,7 @@ func TestWritersRacingOnOneTable(t *testing.T) {
 					for b := range batches {
 						for r := range per {
 							id := int64(i*1_000_000 + b*per + r)
-							w.Add(ReadingRow{SensorID: fmt.Sprintf("w%d", i), Metric: "m", TS: day0 + id, Value: float64(id), ReceivedAt: day0, IngestID: id})
+							w.Add(Reading{Series: &Series{SensorID: fmt.Sprintf("w%d", i), Metric: "m"}, TS: day0 + id, Value: float64(id), ReceivedAt: day0, IngestID: id})
 						}
 						if _, err := w.Commit(ctx, fmt.Sprintf("decoder-p%d", i), int64(b)); err != nil {
 							errs <- err

@@ -62,22 +62,23 @@ func TestConfigValidate(t *testing.T) {
 
 func TestOrder(t *testing.T) {
 	spec := ReadingsSpec()
-	r := func(sensor string, ts int64, id int64) ReadingRow {
-		return ReadingRow{SensorID: sensor, Metric: "m", TS: ts, IngestID: id}
+	// A Series per row: rows of one sensor need not share one.
+	r := func(sensor string, ts int64, id int64) Reading {
+		return Reading{Series: &Series{SensorID: sensor, Metric: "m"}, TS: ts, IngestID: id}
 	}
 	const day = microsPerDay
 	cases := []struct {
 		name  string
-		rows  []ReadingRow
+		rows  []Reading
 		parts []int64   // partition keys, in order
 		want  [][]int64 // ingest ids per partition, in file order
 	}{
-		{"one partition in order", []ReadingRow{r("a", 1, 1), r("a", 2, 2), r("b", 1, 3)}, []int64{0}, [][]int64{{1, 2, 3}}},
-		{"interleaved sensors", []ReadingRow{r("b", 1, 1), r("a", 1, 2), r("b", 2, 3), r("a", 2, 4)}, []int64{0}, [][]int64{{2, 4, 1, 3}}},
-		{"late reading", []ReadingRow{r("a", 5, 1), r("a", 6, 2), r("a", 2, 3), r("a", 7, 4)}, []int64{0}, [][]int64{{3, 1, 2, 4}}},
-		{"reversed", []ReadingRow{r("a", 9, 1), r("a", 8, 2), r("a", 7, 3), r("a", 6, 4), r("a", 5, 5), r("a", 4, 6), r("a", 3, 7), r("a", 2, 8), r("a", 1, 9), r("a", 0, 10)}, []int64{0},
+		{"one partition in order", []Reading{r("a", 1, 1), r("a", 2, 2), r("b", 1, 3)}, []int64{0}, [][]int64{{1, 2, 3}}},
+		{"interleaved sensors", []Reading{r("b", 1, 1), r("a", 1, 2), r("b", 2, 3), r("a", 2, 4)}, []int64{0}, [][]int64{{2, 4, 1, 3}}},
+		{"late reading", []Reading{r("a", 5, 1), r("a", 6, 2), r("a", 2, 3), r("a", 7, 4)}, []int64{0}, [][]int64{{3, 1, 2, 4}}},
+		{"reversed", []Reading{r("a", 9, 1), r("a", 8, 2), r("a", 7, 3), r("a", 6, 4), r("a", 5, 5), r("a", 4, 6), r("a", 3, 7), r("a", 2, 8), r("a", 1, 9), r("a", 0, 10)}, []int64{0},
 			[][]int64{{10, 9, 8, 7, 6, 5, 4, 3, 2, 1}}},
-		{"across days, out of order", []ReadingRow{r("b", day+1, 1), r("a", 3, 2), r("a", -1, 3), r("a", day, 4)}, []int64{-1, 0, 1}, [][]int64{{3}, {2}, {4, 1}}},
+		{"across days, out of order", []Reading{r("b", day+1, 1), r("a", 3, 2), r("a", -1, 3), r("a", day, 4)}, []int64{-1, 0, 1}, [][]int64{{3}, {2}, {4, 1}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -7,14 +7,17 @@
 //
 // A Spec names a table and says how its rows (a Go struct with parquet tags: the file schema) are
 // partitioned and ordered; the Delta schema is derived from the file schema plus the partition
-// columns. RawSpec (raw/, by received hour), ReadingsSpec (readings/, by event day, sorted by
+// columns. readings/ buffers its rows compactly, as Readings (40 bytes: a pointer to the Series they
+// share, time, value and ids), and its Writer converts them to ReadingRows (104 bytes) a chunk at a
+// time as it writes a file. RawSpec (raw/, by received hour), ReadingsSpec (readings/, by event day, sorted by
 // sensor_id, metric, ts), QuarantineSpec (quarantine/, by received day) and SensorsSpec (sensors/).
 //
 // # Memory
 //
 // A Writer holds the rows of its next commit. A stage that calls Spool (the archiver, past
 // lake.row_group_bytes) has them encoded as compressed row groups of files built in memory instead,
-// so a commit of a million raw/ messages costs about 9 MiB rather than 250; see spool.go.
+// so a commit of a million raw/ messages costs about 9 MiB rather than 250; see spool.go. readings/
+// files are sorted as a whole, so its rows stay buffered, as Readings: 40 MB a million.
 //
 // # Exactly once
 //

@@ -114,8 +114,8 @@ func (w *Writer[T]) writeFile(ctx context.Context, dir string, pv map[string]str
 	}
 	cw := &countingWriter{w: fw}
 	// A new writer per file: GenericWriter.Reset leaves the footer's column paths empty.
-	pw := parquet.NewGenericWriter[T](cw, w.pqOpts...)
-	if err := w.writeRows(pw, rows, lo, hi, idx); err != nil {
+	pw := w.spec.encoding().writer(cw, w.pqOpts)
+	if err := pw.write(rows, lo, hi, idx); err != nil {
 		fw.Abort()
 		return nil, fmt.Errorf("write %s: %w", key, err)
 	}
@@ -136,31 +136,100 @@ func (w *Writer[T]) writeFile(ctx context.Context, dir string, pv map[string]str
 	}, nil
 }
 
-func (w *Writer[T]) writeRows(pw *parquet.GenericWriter[T], rows []T, lo, hi int, idx []int32) error {
-	return writeThrough(pw, rows, lo, hi, idx, &w.chunk)
+// rowWriter writes rows of type T into one Parquet file.
+type rowWriter[T any] interface {
+	// write writes rows[lo:hi], or the rows rows[i] for i in idx, in that order.
+	write(rows []T, lo, hi int, idx []int32) error
+	Flush() error // ends the row group
+	Close() error // writes the footer
+	File() parquet.FileView
 }
 
-// writeThrough writes rows[lo:hi] to pw, or the rows rows[i] for i in idx, in that order, gathered
-// chunkRows at a time into *chunk (allocated on first use, cleared after).
-func writeThrough[T any](pw *parquet.GenericWriter[T], rows []T, lo, hi int, idx []int32, chunk *[]T) error {
+// encoding is how a table's buffered rows become its files' rows: the schema of the files, and a
+// writer of them. A table whose buffered type is its file type writes rows as they are (direct); one
+// that buffers a compact form converts them chunk by chunk (through).
+type encoding[T any] interface {
+	schema() *parquet.Schema
+	writer(out io.Writer, opts []parquet.WriterOption) rowWriter[T]
+}
+
+type direct[T any] struct{}
+
+func (direct[T]) schema() *parquet.Schema { var zero T; return parquet.SchemaOf(zero) }
+
+func (direct[T]) writer(out io.Writer, opts []parquet.WriterOption) rowWriter[T] {
+	return &directWriter[T]{GenericWriter: parquet.NewGenericWriter[T](out, opts...)}
+}
+
+// directWriter writes rows of the file's own type; rows reached through a permutation are gathered
+// chunkRows at a time.
+type directWriter[T any] struct {
+	*parquet.GenericWriter[T]
+	chunk []T
+}
+
+func (d *directWriter[T]) write(rows []T, lo, hi int, idx []int32) error {
 	if idx == nil {
-		_, err := pw.Write(rows[lo:hi])
+		_, err := d.Write(rows[lo:hi])
 		return err
 	}
-	if *chunk == nil {
-		*chunk = make([]T, chunkRows)
+	if d.chunk == nil {
+		d.chunk = make([]T, chunkRows)
 	}
-	c := *chunk
+	c := d.chunk
 	defer clear(c) // do not keep the caller's memory alive
 	for len(idx) > 0 {
 		n := min(len(idx), chunkRows)
 		for i, j := range idx[:n] {
 			c[i] = rows[j]
 		}
-		if _, err := pw.Write(c[:n]); err != nil {
+		if _, err := d.Write(c[:n]); err != nil {
 			return err
 		}
 		idx = idx[n:]
+	}
+	return nil
+}
+
+// through is the encoding of a table that buffers rows of type T and writes files of rows of type F
+// (the schema: F's parquet tags), converting chunkRows rows at a time with conv.
+type through[T, F any] struct{ conv func(dst *F, src *T) }
+
+func (through[T, F]) schema() *parquet.Schema { var zero F; return parquet.SchemaOf(zero) }
+
+func (t through[T, F]) writer(out io.Writer, opts []parquet.WriterOption) rowWriter[T] {
+	return &throughWriter[T, F]{GenericWriter: parquet.NewGenericWriter[F](out, opts...), conv: t.conv}
+}
+
+type throughWriter[T, F any] struct {
+	*parquet.GenericWriter[F]
+	conv  func(dst *F, src *T)
+	chunk []F
+}
+
+func (t *throughWriter[T, F]) write(rows []T, lo, hi int, idx []int32) error {
+	if t.chunk == nil {
+		t.chunk = make([]F, chunkRows)
+	}
+	c := t.chunk
+	defer clear(c) // do not keep the caller's memory alive
+	total := hi - lo
+	if idx != nil {
+		total = len(idx)
+	}
+	for done := 0; done < total; {
+		n := min(total-done, chunkRows)
+		for i := range n {
+			j := lo + done + i
+			if idx != nil {
+				j = int(idx[done+i])
+			}
+			t.conv(&c[i], &rows[j])
+		}
+		if _, err := t.Write(c[:n]); err != nil {
+			return err
+		}
+		done += n
 	}
 	return nil
 }

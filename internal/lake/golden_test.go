@@ -38,7 +38,7 @@ func TestCommitGolden(t *testing.T) {
 	for _, r := range testReadings(20) {
 		rw.Add(r)
 	}
-	rw.Add(ReadingRow{SensorID: "a-sensor-id-well-over-thirty-two-characters-long", Metric: "m", TS: day0 + 61_000_123, Value: -1.5, IngestID: 1, Flags: []string{"out_of_range"}})
+	rw.Add(Reading{Series: &Series{SensorID: "a-sensor-id-well-over-thirty-two-characters-long", Metric: "m", Flags: []string{"out_of_range"}}, TS: day0 + 61_000_123, Value: -1.5, IngestID: 1})
 	if _, err := rw.Commit(ctx, "decoder-p0", 1019); err != nil {
 		t.Fatal(err)
 	}

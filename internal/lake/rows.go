@@ -1,6 +1,6 @@
 package lake
 
-import ()
+import "strings"
 
 // The row types of sluice's tables. Timestamps are Unix microseconds, UTC, written as Parquet
 // TIMESTAMP(isAdjustedToUTC=true, MICROS) and declared "timestamp" in the Delta schema. The parquet
@@ -31,6 +31,69 @@ type ReadingRow struct {
 	ReceivedAt int64    `parquet:"received_at,timestamp(microsecond:utc)"`
 	IngestID   int64    `parquet:"ingest_id,delta"`
 	Flags      []string `parquet:"flags,list" parquet-element:",dict"` // empty list when none
+}
+
+// Series is what readings share beside their time and value: sensor, metric, unit and flags. The
+// decoder interns one per distinct combination, so a buffered Reading holds a pointer instead of three
+// strings and a list. Shared by many readings: never modified once in use.
+type Series struct {
+	SensorID string
+	Metric   string
+	Unit     string   // "" is unknown (written as NULL)
+	Flags    []string // shared and never modified; empty or nil when none (written as an empty list)
+}
+
+// Reading is how readings/ rows are buffered until their commit: 40 bytes where a ReadingRow takes
+// 104 (with 100,000 sensors at ~50,000 readings/s the two buffers of a commit held 177 MB of
+// ReadingRows). The writer turns them into ReadingRows a chunk at a time as it writes a file.
+type Reading struct {
+	Series     *Series
+	TS         int64 // event time, Unix microseconds UTC
+	Value      float64
+	ReceivedAt int64 // Unix microseconds UTC
+	IngestID   int64
+}
+
+// Row returns r as a row of readings/ files.
+func (r *Reading) Row() ReadingRow {
+	var row ReadingRow
+	r.toRow(&row)
+	return row
+}
+
+func (r *Reading) toRow(row *ReadingRow) {
+	s := r.Series
+	flags := s.Flags
+	if flags == nil {
+		flags = noFlags
+	}
+	*row = ReadingRow{
+		SensorID: s.SensorID, Metric: s.Metric, TS: r.TS, Value: r.Value, Unit: s.Unit,
+		ReceivedAt: r.ReceivedAt, IngestID: r.IngestID, Flags: flags,
+	}
+}
+
+var noFlags = []string{}
+
+// ReadingsOf returns rows as Readings, each distinct (sensor, metric, unit, flags) sharing one
+// Series: for tests and tools that build rows directly.
+func ReadingsOf(rows []ReadingRow) []Reading {
+	type key struct {
+		sensor, metric, unit, flags string
+	}
+	series := map[key]*Series{}
+	out := make([]Reading, len(rows))
+	for i := range rows {
+		r := &rows[i]
+		k := key{r.SensorID, r.Metric, r.Unit, strings.Join(r.Flags, "\x00")}
+		s := series[k]
+		if s == nil {
+			s = &Series{SensorID: r.SensorID, Metric: r.Metric, Unit: r.Unit, Flags: r.Flags}
+			series[k] = s
+		}
+		out[i] = Reading{Series: s, TS: r.TS, Value: r.Value, ReceivedAt: r.ReceivedAt, IngestID: r.IngestID}
+	}
+	return out
 }
 
 // Reading1mRow aggregates the readings of one (sensor_id, metric) in one UTC minute that one commit

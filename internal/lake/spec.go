@@ -24,8 +24,9 @@ const (
 )
 
 // Spec says how a table of rows of type T is named, partitioned and sorted. The file schema (column
-// names, types, encodings) comes from T's parquet struct tags; the Delta schema is derived from it,
-// plus the partition columns.
+// names, types, encodings) comes from T's parquet struct tags, or, for a table that buffers rows in a
+// compact form (readings/: Reading), from the file row type its encoding converts them to; the Delta
+// schema is derived from it, plus the partition columns.
 type Spec[T any] struct {
 	// Name is the table's directory under the lake's root.
 	Name string
@@ -54,6 +55,18 @@ type Spec[T any] struct {
 	// Level is the zstd level of the table's files when lake.compression_level is auto: fastest,
 	// default, better or best ("" is default).
 	Level string
+	// enc turns buffered rows into file rows (nil: T is the file row).
+	enc encoding[T]
+}
+
+// FileSchema is the Parquet schema of the table's files (without the partition columns).
+func (s *Spec[T]) FileSchema() *parquet.Schema { return s.encoding().schema() }
+
+func (s *Spec[T]) encoding() encoding[T] {
+	if s.enc == nil {
+		return direct[T]{}
+	}
+	return s.enc
 }
 
 // Partition column names.
@@ -90,17 +103,20 @@ func RawSpec() Spec[RawRow] {
 }
 
 // ReadingsSpec is readings/: decoded readings, partitioned by the day of their event time, sorted by
-// (sensor_id, metric, ts) inside each file so that row-group statistics prune per-sensor filters.
-func ReadingsSpec() Spec[ReadingRow] {
-	return Spec[ReadingRow]{
+// (sensor_id, metric, ts) inside each file so that row-group statistics prune per-sensor filters. Rows
+// are buffered as Readings and written as ReadingRows.
+func ReadingsSpec() Spec[Reading] {
+	return Spec[Reading]{
 		Name: "readings", Description: "sluice silver: typed, validated, deduplicated readings",
-		Partitioning: ByDate, Time: func(r *ReadingRow) int64 { return r.TS },
-		Compare: func(a, b *ReadingRow) int {
-			if c := strings.Compare(a.SensorID, b.SensorID); c != 0 {
-				return c
-			}
-			if c := strings.Compare(a.Metric, b.Metric); c != 0 {
-				return c
+		Partitioning: ByDate, Time: func(r *Reading) int64 { return r.TS },
+		Compare: func(a, b *Reading) int {
+			if a.Series != b.Series {
+				if c := strings.Compare(a.Series.SensorID, b.Series.SensorID); c != 0 {
+					return c
+				}
+				if c := strings.Compare(a.Series.Metric, b.Series.Metric); c != 0 {
+					return c
+				}
 			}
 			if c := cmp.Compare(a.TS, b.TS); c != 0 {
 				return c
@@ -108,11 +124,11 @@ func ReadingsSpec() Spec[ReadingRow] {
 			return cmp.Compare(a.IngestID, b.IngestID)
 		},
 		SortedBy: []string{"sensor_id", "metric", "ts"},
-		Cluster:  func(r *ReadingRow) (string, string) { return r.SensorID, r.Metric },
-		Seq:      func(r *ReadingRow) int64 { return r.IngestID },
-		Size: func(r *ReadingRow) int64 {
-			return int64(unsafe.Sizeof(*r)) + int64(len(r.SensorID)+len(r.Metric)+len(r.Unit))
-		},
+		Cluster:  func(r *Reading) (string, string) { return r.Series.SensorID, r.Series.Metric },
+		Seq:      func(r *Reading) int64 { return r.IngestID },
+		// The Series is shared by the readings of a sensor's metric: not counted per row.
+		Size: func(r *Reading) int64 { return int64(unsafe.Sizeof(*r)) },
+		enc:  through[Reading, ReadingRow]{conv: func(dst *ReadingRow, src *Reading) { src.toRow(dst) }},
 	}
 }
 

@@ -29,7 +29,7 @@ type spoolFile[T any] struct {
 	rel string
 	pv  map[string]string
 	buf bytes.Buffer
-	pw  *parquet.GenericWriter[T]
+	pw  rowWriter[T]
 }
 
 // builtFile is a finished in-memory file, waiting for its commit.
@@ -59,7 +59,7 @@ func (w *Writer[T]) Spool() error {
 			idx = perm[part.lo:part.hi]
 		}
 		f := w.spoolFor(part, idx)
-		if err := writeThrough(f.pw, w.rows, part.lo, part.hi, idx, &w.spoolChunk); err != nil {
+		if err := f.pw.write(w.rows, part.lo, part.hi, idx); err != nil {
 			return fmt.Errorf("lake %s: spool %s: %w", w.spec.Name, f.rel, err)
 		}
 		if err := f.pw.Flush(); err != nil { // ends the row group
@@ -89,7 +89,7 @@ func (w *Writer[T]) spoolFor(part partRange, idx []int32) *spoolFile[T] {
 	dir, pv := w.spec.Partitioning.dir(part.key)
 	f := &spoolFile[T]{key: part.key, pv: pv, rel: w.fileName(dir, first)}
 	// No write buffer: the output is memory already, and a row group lands in it when Spool returns.
-	f.pw = parquet.NewGenericWriter[T](&f.buf, append(slices.Clip(w.pqOpts), parquet.WriteBufferSize(0))...)
+	f.pw = w.spec.encoding().writer(&f.buf, append(slices.Clip(w.pqOpts), parquet.WriteBufferSize(0)))
 	w.spooled = append(w.spooled, f)
 	return f
 }

@@ -25,13 +25,11 @@ type Writer[T any] struct {
 	pqOpts []parquet.WriterOption
 	stats  []statColumn
 	now    func() time.Time
-	chunk  []T // rows gathered for one Parquet write (used by the committing goroutine)
 
-	// Spooled rows (see spool.go): the files being built in memory, the rows they hold, and the
-	// gathering buffer of Spool (used by the Writer's goroutine).
+	// Spooled rows (see spool.go): the files being built in memory and the rows they hold (used by
+	// the Writer's goroutine).
 	spooled     []*spoolFile[T]
 	spooledRows int
-	spoolChunk  []T
 
 	rows   []T
 	bytes  int64
@@ -61,8 +59,7 @@ func NewWriter[T any](ctx context.Context, lk *Lake, spec Spec[T], cfg Config) (
 	if errs := cfg.Validate(); len(errs) > 0 {
 		return nil, fmt.Errorf("lake writer %s: %w", spec.Name, errs.Err())
 	}
-	var zero T
-	ps := parquet.SchemaOf(zero)
+	ps := spec.FileSchema()
 	schema, stats, err := deltaSchema(ps, spec.Partitioning)
 	if err != nil {
 		return nil, fmt.Errorf("lake writer %s: %w", spec.Name, err)

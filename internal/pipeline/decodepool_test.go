@@ -121,7 +121,7 @@ func TestDecoderPoolKeepsOrder(t *testing.T) {
 					t.Fatalf("%d readings buffered, want %d", len(got), len(want))
 				}
 				for i := range want {
-					if g, w := got[i], want[i]; g.SensorID != w.SensorID || g.Metric != w.Metric || g.TS != w.TS || g.Value != w.Value ||
+					if g, w := got[i].Row(), want[i]; g.SensorID != w.SensorID || g.Metric != w.Metric || g.TS != w.TS || g.Value != w.Value ||
 						g.Unit != w.Unit || g.ReceivedAt != w.ReceivedAt || g.IngestID != w.IngestID || !slices.Equal(g.Flags, w.Flags) {
 						t.Fatalf("reading %d is %+v, want %+v", i, g, w)
 					}

@@ -30,7 +30,7 @@ const ReasonBadEnvelope = "bad_envelope"
 // row.
 type Decoder struct {
 	lake       *lake.Lake
-	readings   *lake.Writer[lake.ReadingRow]
+	readings   *lake.Writer[lake.Reading]
 	quarantine *lake.Writer[lake.QuarantineRow]
 	rollup     *lake.Writer[lake.Reading1mRow] // used by the commit goroutine only
 	pool       decodePool
@@ -42,9 +42,10 @@ type Decoder struct {
 	quarantineTxn map[int32]int64 // likewise for quarantine/
 	rollupTxn     map[int32]int64 // likewise for readings_1m/
 
-	hot     HotSink           // nil: no SQL engine to feed
-	hotRows []lake.ReadingRow // this batch's readings for hot, all of partition hotPart
+	hot     HotSink        // nil: no SQL engine to feed
+	hotRows []lake.Reading // this batch's readings for hot, all of partition hotPart
 	hotPart int32
+	series  seriesTable // the Series of buffered readings
 
 	warmed     bool // the dedup window holds the keys committed within it before this process started
 	pendingReg atomic.Pointer[sensor.Registry]
@@ -77,7 +78,7 @@ func NewDecoder(ctx context.Context, lk *lake.Lake, lcfg lake.Config, dcfg decod
 		lake: lk, readings: rw, quarantine: qw, rollup: mw, pool: decodePool{decs: decs}, dedup: NewDedup(dd), policy: policyOf(lcfg),
 		m:           newDecoderMetrics(mreg),
 		readingsTxn: map[int32]int64{}, quarantineTxn: map[int32]int64{}, rollupTxn: map[int32]int64{},
-		topics: interner{max: 100_000},
+		topics: interner{max: 100_000}, series: seriesTable{max: 4 * dcfg.InternSize},
 	}, nil
 }
 
@@ -87,7 +88,7 @@ func NewDecoder(ctx context.Context, lk *lake.Lake, lcfg lake.Config, dcfg decod
 // CommittedReadings from the decoder's commit goroutine, after the commit is durable, possibly while
 // AddReadings runs with rows past last: implementations must be safe for that.
 type HotSink interface {
-	AddReadings(partition int32, rows []lake.ReadingRow)
+	AddReadings(partition int32, rows []lake.Reading)
 	CommittedReadings(ctx context.Context, partition int32, last int64)
 }
 
@@ -240,10 +241,7 @@ func (d *Decoder) add(rec *slog2.Record, o *decodedRecord, rs []decode.Reading) 
 		if rec.Offset <= rtx {
 			continue // already committed before the restart; seen only to warm the window
 		}
-		row := lake.ReadingRow{
-			SensorID: r.SensorID, Metric: r.Metric, TS: r.TS, Value: r.Value, Unit: r.Unit,
-			ReceivedAt: v.ReceivedAt / 1000, IngestID: rec.Offset, Flags: r.Flags.Names(),
-		}
+		row := lake.Reading{Series: d.series.get(r), TS: r.TS, Value: r.Value, ReceivedAt: v.ReceivedAt / 1000, IngestID: rec.Offset}
 		d.readings.Add(row)
 		if d.hot != nil {
 			if rec.Partition != d.hotPart {
@@ -286,7 +284,7 @@ func (d *Decoder) Seal(p int32, last int64) CommitFunc {
 			}
 		}
 		if mb == nil { // once: a retry commits the same rows
-			mb = d.rollup.BatchOf(Rollup1m(rb.Rows(), func(r *lake.ReadingRow) bool { return r.IngestID > mtx }))
+			mb = d.rollup.BatchOf(Rollup1m(rb.Rows(), func(r *lake.Reading) bool { return r.IngestID > mtx }))
 		}
 		if n, _ := mb.Len(); n > 0 {
 			if _, err := mb.Commit(ctx, app, last); err != nil {
@@ -319,4 +317,30 @@ func newDecoderMetrics(reg prometheus.Registerer) *decoderMetrics {
 		reg.MustRegister(m.readings, m.duplicates, m.quarantined)
 	}
 	return m
+}
+
+// seriesTable interns the lake.Series of the readings the decoder buffers: one per distinct (sensor,
+// metric, unit, flags), so a buffered reading holds one pointer. Past max entries it starts afresh
+// (rows already buffered keep theirs). Used by the decoder's goroutine.
+type seriesTable struct {
+	m   map[seriesTableKey]*lake.Series
+	max int
+}
+
+type seriesTableKey struct {
+	sensor, metric, unit string
+	flags                decode.Flags
+}
+
+func (t *seriesTable) get(r *decode.Reading) *lake.Series {
+	k := seriesTableKey{r.SensorID, r.Metric, r.Unit, r.Flags}
+	if s := t.m[k]; s != nil {
+		return s
+	}
+	if t.m == nil || len(t.m) >= t.max {
+		t.m = make(map[seriesTableKey]*lake.Series)
+	}
+	s := &lake.Series{SensorID: r.SensorID, Metric: r.Metric, Unit: r.Unit, Flags: r.Flags.Names()}
+	t.m[k] = s
+	return s
 }

@@ -17,7 +17,7 @@ type rollupKey struct {
 // Rollup1m aggregates the rows for which keep returns true (nil: all) into one lake.Reading1mRow per
 // (sensor_id, metric, UTC minute of ts), in the order each key was first met. Rows may come in any
 // order; ties on ts keep the first row met as first and the last as last.
-func Rollup1m(rows []lake.ReadingRow, keep func(*lake.ReadingRow) bool) []lake.Reading1mRow {
+func Rollup1m(rows []lake.Reading, keep func(*lake.Reading) bool) []lake.Reading1mRow {
 	var out []lake.Reading1mRow
 	// A series' rows mostly come in time order, so its row is usually the one of its previous row:
 	// current maps each series to that (a small map, hot in cache), minutes to every row made.
@@ -28,7 +28,7 @@ func Rollup1m(rows []lake.ReadingRow, keep func(*lake.ReadingRow) bool) []lake.R
 		if keep != nil && !keep(r) {
 			continue
 		}
-		sk := seriesKey{r.SensorID, r.Metric}
+		sk := seriesKey{r.Series.SensorID, r.Series.Metric}
 		minute := r.TS - floorMod(r.TS, microsPerMinute)
 		j, ok := current[sk]
 		if !ok || out[j].Minute != minute {
@@ -37,7 +37,7 @@ func Rollup1m(rows []lake.ReadingRow, keep func(*lake.ReadingRow) bool) []lake.R
 				j = int32(len(out))
 				minutes[k] = j
 				out = append(out, lake.Reading1mRow{
-					SensorID: r.SensorID, Metric: r.Metric, Minute: minute,
+					SensorID: r.Series.SensorID, Metric: r.Series.Metric, Minute: minute,
 					Min: r.Value, Max: r.Value, FirstTS: r.TS, First: r.Value, LastTS: r.TS, Last: r.Value,
 				})
 			}

@@ -11,26 +11,26 @@ import (
 
 func TestRollup1m(t *testing.T) {
 	m := ts("2026-11-24T10:00:00Z") // a minute's start
-	r := func(sensor string, at, id int64, v float64) lake.ReadingRow {
-		return lake.ReadingRow{SensorID: sensor, Metric: "temperature", TS: at, Value: v, IngestID: id}
+	r := func(sensor string, at, id int64, v float64) lake.Reading {
+		return lake.Reading{Series: &lake.Series{SensorID: sensor, Metric: "temperature"}, TS: at, Value: v, IngestID: id}
 	}
 	minute := int64(60_000_000)
 	tests := []struct {
 		name string
-		rows []lake.ReadingRow
-		keep func(*lake.ReadingRow) bool
+		rows []lake.Reading
+		keep func(*lake.Reading) bool
 		want []lake.Reading1mRow
 	}{
 		{name: "nothing", want: nil},
 		{
 			name: "one minute, out of order",
-			rows: []lake.ReadingRow{r("a", m+30e6, 0, 2), r("a", m+10e6, 1, 5), r("a", m+59_999_999, 2, -1), r("a", m, 3, 4)},
+			rows: []lake.Reading{r("a", m+30e6, 0, 2), r("a", m+10e6, 1, 5), r("a", m+59_999_999, 2, -1), r("a", m, 3, 4)},
 			want: []lake.Reading1mRow{{SensorID: "a", Metric: "temperature", Minute: m, Count: 4, Sum: 10, Min: -1, Max: 5,
 				FirstTS: m, First: 4, LastTS: m + 59_999_999, Last: -1}},
 		},
 		{
 			name: "minute boundaries and sensors interleaved",
-			rows: []lake.ReadingRow{r("a", m-1, 0, 1), r("b", m, 1, 2), r("a", m, 2, 3), r("b", m+minute, 3, 4), r("a", m+1, 4, 5)},
+			rows: []lake.Reading{r("a", m-1, 0, 1), r("b", m, 1, 2), r("a", m, 2, 3), r("b", m+minute, 3, 4), r("a", m+1, 4, 5)},
 			want: []lake.Reading1mRow{
 				{SensorID: "a", Metric: "temperature", Minute: m - minute, Count: 1, Sum: 1, Min: 1, Max: 1, FirstTS: m - 1, First: 1, LastTS: m - 1, Last: 1},
 				{SensorID: "b", Metric: "temperature", Minute: m, Count: 1, Sum: 2, Min: 2, Max: 2, FirstTS: m, First: 2, LastTS: m, Last: 2},
@@ -40,20 +40,20 @@ func TestRollup1m(t *testing.T) {
 		},
 		{
 			name: "before 1970 floors to the minute",
-			rows: []lake.ReadingRow{r("a", -1, 0, 7), r("a", -minute, 1, 8)},
+			rows: []lake.Reading{r("a", -1, 0, 7), r("a", -minute, 1, 8)},
 			want: []lake.Reading1mRow{{SensorID: "a", Metric: "temperature", Minute: -minute, Count: 2, Sum: 15, Min: 7, Max: 8,
 				FirstTS: -minute, First: 8, LastTS: -1, Last: 7}},
 		},
 		{
 			name: "same ts: first met is first, last met is last",
-			rows: []lake.ReadingRow{r("a", m, 0, 1), r("a", m, 1, 2), r("a", m, 2, 3)},
+			rows: []lake.Reading{r("a", m, 0, 1), r("a", m, 1, 2), r("a", m, 2, 3)},
 			want: []lake.Reading1mRow{{SensorID: "a", Metric: "temperature", Minute: m, Count: 3, Sum: 6, Min: 1, Max: 3,
 				FirstTS: m, First: 1, LastTS: m, Last: 3}},
 		},
 		{
 			name: "keep filters rows",
-			rows: []lake.ReadingRow{r("a", m, 5, 1), r("a", m+1, 6, 2), r("a", m+2, 7, 3)},
-			keep: func(r *lake.ReadingRow) bool { return r.IngestID > 5 },
+			rows: []lake.Reading{r("a", m, 5, 1), r("a", m+1, 6, 2), r("a", m+2, 7, 3)},
+			keep: func(r *lake.Reading) bool { return r.IngestID > 5 },
 			want: []lake.Reading1mRow{{SensorID: "a", Metric: "temperature", Minute: m, Count: 2, Sum: 5, Min: 2, Max: 3,
 				FirstTS: m + 1, First: 2, LastTS: m + 2, Last: 3}},
 		},
@@ -150,7 +150,7 @@ func TestDecoderWritesMinutesOnce(t *testing.T) {
 
 	// A crash after readings_1m/ committed and before readings/ did: commit the minutes by hand,
 	// then let a new process replay the log.
-	var extra []lake.ReadingRow
+	var extra []lake.Reading
 	for i := n; i < n+14; i++ {
 		at := (base + int64(i/7)*1000) * 1000
 		r.publish("sensors", fmt.Sprintf(`{"sensor_id":"s%d","timestamp":%d,"value":%d}`, i%7, at/1000, i))
@@ -158,7 +158,7 @@ func TestDecoderWritesMinutesOnce(t *testing.T) {
 		if i%7 == 1 {
 			metric = "temperature"
 		}
-		extra = append(extra, lake.ReadingRow{SensorID: fmt.Sprintf("s%d", i%7), Metric: metric, TS: at, Value: float64(i), IngestID: int64(i)})
+		extra = append(extra, lake.Reading{Series: &lake.Series{SensorID: fmt.Sprintf("s%d", i%7), Metric: metric}, TS: at, Value: float64(i), IngestID: int64(i)})
 	}
 	mw, err := lake.NewWriter(context.Background(), r.lk, lake.Readings1mSpec(), lake.DefaultConfig())
 	if err != nil {
@@ -176,14 +176,14 @@ func TestDecoderWritesMinutesOnce(t *testing.T) {
 // BenchmarkRollup1m: a commit's worth of rows (1M, 1,000 sensors interleaved as they arrive, 1 Hz).
 func BenchmarkRollup1m(b *testing.B) {
 	const sensors = 1000
-	ids := make([]string, sensors)
+	ids := make([]*lake.Series, sensors)
 	for i := range ids {
-		ids[i] = fmt.Sprintf("sensor-%04d", i)
+		ids[i] = &lake.Series{SensorID: fmt.Sprintf("sensor-%04d", i), Metric: "temperature"}
 	}
-	rows := make([]lake.ReadingRow, 1_000_000)
+	rows := make([]lake.Reading, 1_000_000)
 	start := ts("2026-11-24T10:00:00Z")
 	for i := range rows {
-		rows[i] = lake.ReadingRow{SensorID: ids[i%sensors], Metric: "temperature", TS: start + int64(i/sensors)*1_000_000, Value: float64(i % 97), IngestID: int64(i)}
+		rows[i] = lake.Reading{Series: ids[i%sensors], TS: start + int64(i/sensors)*1_000_000, Value: float64(i % 97), IngestID: int64(i)}
 	}
 	b.ReportAllocs()
 	for b.Loop() {

@@ -272,7 +272,7 @@ type recordingHot struct {
 	committed []int64       // every CommittedReadings offset, in order
 }
 
-func (h *recordingHot) AddReadings(p int32, rows []lake.ReadingRow) {
+func (h *recordingHot) AddReadings(p int32, rows []lake.Reading) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, r := range rows {

@@ -16,15 +16,16 @@ func BenchmarkHotFlush(b *testing.B) {
 	e := openEngine(b, u, testConfig(), WithHotReadings(func(p int32) string { return fmt.Sprintf("decoder-p%d", p) }))
 	h := e.hot
 	const batch = 16384
-	rows := make([]lake.ReadingRow, batch)
+	file := make([]lake.ReadingRow, batch)
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
-	for i := range rows {
-		rows[i] = lake.ReadingRow{SensorID: fmt.Sprintf("plant-a-sensor-%05d", i%10_000), Metric: "temperature", TS: t0 + int64(i)*1000,
+	for i := range file {
+		file[i] = lake.ReadingRow{SensorID: fmt.Sprintf("plant-a-sensor-%05d", i%10_000), Metric: "temperature", TS: t0 + int64(i)*1000,
 			Value: float64(i) / 7, Unit: "C", ReceivedAt: t0 + int64(i)*1000 + 5, IngestID: int64(i)}
 		if i%100 == 0 {
-			rows[i].Flags = []string{"out_of_range"}
+			file[i].Flags = []string{"out_of_range"}
 		}
 	}
+	rows := lake.ReadingsOf(file)
 	b.ResetTimer()
 	for range b.N {
 		h.add(0, rows)

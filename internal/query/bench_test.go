@@ -80,21 +80,19 @@ func buildDayLake() (string, error) {
 		return err
 	}
 	start := time.Now()
-	ids := make([]string, benchSensors)
+	ids := make([]*lake.Series, benchSensors)
 	vals := make([]float64, benchSensors)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range ids {
-		ids[i] = fmt.Sprintf("sensor-%04d", i)
+		ids[i] = &lake.Series{SensorID: fmt.Sprintf("sensor-%04d", i), Metric: "temperature", Unit: "C", Flags: []string{}}
 		vals[i] = 20 + float64(i%10)
 	}
-	flags := []string{}
 	id := int64(0)
 	for s := range benchSeconds {
 		ts := benchDay.Add(time.Duration(s) * time.Second).UnixMicro()
 		for i := range ids {
 			vals[i] += float64(rng.IntN(21)-10) / 100
-			w.Add(lake.ReadingRow{SensorID: ids[i], Metric: "temperature", TS: ts + int64(i)*997, Value: vals[i], Unit: "C",
-				ReceivedAt: ts + int64(i)*997 + 1500, IngestID: id, Flags: flags})
+			w.Add(lake.Reading{Series: ids[i], TS: ts + int64(i)*997, Value: vals[i], ReceivedAt: ts + int64(i)*997 + 1500, IngestID: id})
 			id++
 		}
 		if rows, _, _ := w.Buffered(); rows >= 1_000_000 {

@@ -50,7 +50,7 @@ func biLake(t *testing.T, now time.Time) *Engine {
   {"id": "Sensor 3", "type": "temperature", "unit": "C", "range": {"min": 0, "max": 45}, "interval": "10s"}]}`
 	testkit.NewCommitter(t, lk, lake.SensorsSpec()).Commit(t, []lake.SensorsRow{{Digest: "d1", LoadedAt: now.UnixMicro(), Origin: "test", SensorCount: 3, Raw: []byte(reg)}}, "registry-d1", 0)
 	start := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
-	var rows []lake.ReadingRow
+	var file []lake.ReadingRow
 	id := int64(0)
 	for s := 0; s < 360; s++ {
 		ts := start.Add(time.Duration(s) * 10 * time.Second)
@@ -65,17 +65,18 @@ func biLake(t *testing.T, now time.Time) *Engine {
 			if name == "Sensor 3" && ts.Equal(start.Add(40*time.Minute)) {
 				v = -5
 			}
-			rows = append(rows, lake.ReadingRow{SensorID: name, Metric: "temperature", TS: ts.UnixMicro(), Value: v, Unit: "C",
+			file = append(file, lake.ReadingRow{SensorID: name, Metric: "temperature", TS: ts.UnixMicro(), Value: v, Unit: "C",
 				ReceivedAt: ts.UnixMicro() + 500, IngestID: id, Flags: []string{}})
 			id++
 		}
 	}
 	for s := 0; s < 3; s++ {
 		ts := start.Add(time.Duration(s) * 10 * time.Second)
-		rows = append(rows, lake.ReadingRow{SensorID: "Sensor 9", Metric: "humidity", TS: ts.UnixMicro(), Value: 55, Unit: "%",
+		file = append(file, lake.ReadingRow{SensorID: "Sensor 9", Metric: "humidity", TS: ts.UnixMicro(), Value: 55, Unit: "%",
 			ReceivedAt: ts.UnixMicro(), IngestID: id, Flags: []string{"unknown_sensor"}})
 		id++
 	}
+	rows := lake.ReadingsOf(file)
 	// Committed: everything before 10:50; hot: the rest.
 	cut := 0
 	for cut < len(rows) && rows[cut].TS < start.Add(50*time.Minute).UnixMicro() {
@@ -84,7 +85,7 @@ func biLake(t *testing.T, now time.Time) *Engine {
 	// Each commit's minutes go to readings_1m/ first, as the decoder does; cut/2 falls inside a minute.
 	rc := testkit.NewCommitter(t, lk, lake.ReadingsSpec())
 	mc := testkit.NewCommitter(t, lk, lake.Readings1mSpec())
-	for _, part := range [][]lake.ReadingRow{rows[:cut/2], rows[cut/2 : cut]} {
+	for _, part := range [][]lake.Reading{rows[:cut/2], rows[cut/2 : cut]} {
 		last := part[len(part)-1].IngestID
 		mc.Commit(t, pipeline.Rollup1m(part, nil), "decoder-p0", last)
 		rc.Commit(t, part, "decoder-p0", last)

@@ -19,18 +19,18 @@ const maxDeferred = 256 << 10
 type Deferred struct {
 	mu        sync.Mutex
 	e         *Engine
-	rows      map[int32][]lake.ReadingRow
+	rows      map[int32][]lake.Reading
 	committed map[int32]int64
 	n         int
 }
 
 // NewDeferred returns a Deferred with no engine yet.
 func NewDeferred() *Deferred {
-	return &Deferred{rows: map[int32][]lake.ReadingRow{}, committed: map[int32]int64{}}
+	return &Deferred{rows: map[int32][]lake.Reading{}, committed: map[int32]int64{}}
 }
 
 // AddReadings implements the decoder's hot sink.
-func (d *Deferred) AddReadings(partition int32, rows []lake.ReadingRow) {
+func (d *Deferred) AddReadings(partition int32, rows []lake.Reading) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.e != nil {

@@ -335,9 +335,9 @@ func (e *Engine) CommittedReadings(ctx context.Context, partition int32, last in
 }
 
 // AddReadings hands the engine readings of partition that are processed but not yet committed
-// (hot rows). Rows are copied; their strings are kept until they are written to DuckDB. Called by
+// (hot rows). Rows are copied; their Series are kept until they are written to DuckDB. Called by
 // the decoder; a no-op unless the engine was opened WithHotReadings.
-func (e *Engine) AddReadings(partition int32, rows []lake.ReadingRow) {
+func (e *Engine) AddReadings(partition int32, rows []lake.Reading) {
 	if len(rows) > 0 {
 		e.ration.ingest(time.Now())
 	}

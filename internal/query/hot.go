@@ -42,7 +42,7 @@ var hotColumnSet = map[string]bool{
 
 type hotRow struct {
 	partition int32
-	row       lake.ReadingRow
+	row       lake.Reading
 }
 
 type hotReadings struct {
@@ -89,7 +89,7 @@ func (h *hotReadings) openAppender() error {
 }
 
 // add queues rows of partition p. Called from the decoder's goroutine.
-func (h *hotReadings) add(p int32, rows []lake.ReadingRow) {
+func (h *hotReadings) add(p int32, rows []lake.Reading) {
 	if len(rows) == 0 {
 		return
 	}
@@ -153,17 +153,18 @@ func (h *hotReadings) flushLocked() error {
 	start := time.Now()
 	for i := range batch {
 		r := &batch[i].row
+		s := r.Series
 		ts := time.UnixMicro(r.TS).UTC()
 		var unit any
-		if r.Unit != "" {
-			unit = r.Unit
+		if s.Unit != "" {
+			unit = s.Unit
 		}
-		flags := r.Flags
+		flags := s.Flags
 		if flags == nil {
 			flags = []string{}
 		}
 		date := time.Unix(floorDiv(r.TS, 86_400_000_000)*86_400, 0).UTC()
-		if err := h.app.AppendRow(r.SensorID, r.Metric, ts, r.Value, unit, time.UnixMicro(r.ReceivedAt).UTC(),
+		if err := h.app.AppendRow(s.SensorID, s.Metric, ts, r.Value, unit, time.UnixMicro(r.ReceivedAt).UTC(),
 			r.IngestID, flags, date, batch[i].partition); err != nil {
 			h.resetAppender()
 			return fmt.Errorf("append: %w", err)

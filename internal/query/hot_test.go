@@ -100,7 +100,7 @@ func TestCountAcrossCommits(t *testing.T) {
 		})
 	}
 	next := int64(0)
-	var pending []lake.ReadingRow
+	var pending []lake.Reading
 	for b := range batches {
 		rows := testkit.Readings(perBatch, 7, day0+int64(b)*10_000_000, 1_000_000, next)
 		next += perBatch

@@ -12,7 +12,7 @@ import (
 
 // commitWithRollup commits rows as the decoder does: their minutes to readings_1m/ first, then the
 // rows to readings/, both with the txn (decoder-p0, last).
-func commitWithRollup(t *testing.T, rw *lake.Writer[lake.ReadingRow], mw *lake.Writer[lake.Reading1mRow], rows []lake.ReadingRow, last int64) {
+func commitWithRollup(t *testing.T, rw *lake.Writer[lake.Reading], mw *lake.Writer[lake.Reading1mRow], rows []lake.Reading, last int64) {
 	t.Helper()
 	ctx := context.Background()
 	for _, r := range rows {
@@ -27,7 +27,7 @@ func commitWithRollup(t *testing.T, rw *lake.Writer[lake.ReadingRow], mw *lake.W
 	}
 }
 
-func rollupWriters(t *testing.T, lk *lake.Lake) (*lake.Writer[lake.ReadingRow], *lake.Writer[lake.Reading1mRow]) {
+func rollupWriters(t *testing.T, lk *lake.Lake) (*lake.Writer[lake.Reading], *lake.Writer[lake.Reading1mRow]) {
 	t.Helper()
 	rw, err := lake.NewWriter(context.Background(), lk, lake.ReadingsSpec(), lake.DefaultConfig())
 	if err != nil {

@@ -37,12 +37,11 @@ type ColumnDef struct {
 	Type string
 }
 
-// ColumnsOf returns the columns of the table spec describes: its file schema (from T's parquet tags)
-// plus its partition columns, as DuckDB types.
+// ColumnsOf returns the columns of the table spec describes: its file schema plus its partition
+// columns, as DuckDB types.
 func ColumnsOf[T any](spec lake.Spec[T]) []ColumnDef {
-	var zero T
 	var out []ColumnDef
-	for _, f := range parquet.SchemaOf(zero).Fields() {
+	for _, f := range spec.FileSchema().Fields() {
 		out = append(out, ColumnDef{Name: f.Name(), Type: parquetType(f)})
 	}
 	if spec.Partitioning >= lake.ByDate {

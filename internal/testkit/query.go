@@ -54,15 +54,19 @@ func (c *Committer[T]) Commit(t testing.TB, rows []T, appID string, version int6
 // Readings returns n readings: sensors sensor-000… each reporting metric "temperature" (unit C)
 // every step micros from start (Unix micros), value = sensor index + i/1000, ingest ids from
 // firstID, in arrival order (time first).
-func Readings(n, sensors int, start, step, firstID int64) []lake.ReadingRow {
-	rows := make([]lake.ReadingRow, n)
+// Each sensor's readings share one Series, as the decoder's do.
+func Readings(n, sensors int, start, step, firstID int64) []lake.Reading {
+	series := make([]*lake.Series, sensors)
+	for s := range series {
+		series[s] = &lake.Series{SensorID: fmt.Sprintf("sensor-%03d", s), Metric: "temperature", Unit: "C", Flags: []string{}}
+	}
+	rows := make([]lake.Reading, n)
 	for i := range rows {
 		s := i % sensors
 		ts := start + int64(i/sensors)*step
-		rows[i] = lake.ReadingRow{
-			SensorID: fmt.Sprintf("sensor-%03d", s), Metric: "temperature", TS: ts,
-			Value: float64(s) + float64(i/sensors)/1000, Unit: "C", ReceivedAt: ts + 1000,
-			IngestID: firstID + int64(i), Flags: []string{},
+		rows[i] = lake.Reading{
+			Series: series[s], TS: ts, Value: float64(s) + float64(i/sensors)/1000, ReceivedAt: ts + 1000,
+			IngestID: firstID + int64(i),
 		}
 	}
 	return rows

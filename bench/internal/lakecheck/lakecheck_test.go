@@ -114,8 +114,8 @@ func TestChecker(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
-	row := func(sensor string, sec int, v float64) lake.ReadingRow {
-		return lake.ReadingRow{SensorID: sensor, Metric: "temperature", TS: base.Add(time.Duration(sec) * time.Second).UnixMicro(), Value: v, Flags: []string{}}
+	row := func(sensor string, sec int, v float64) lake.Reading {
+		return lake.Reading{Series: &lake.Series{SensorID: sensor, Metric: "temperature"}, TS: base.Add(time.Duration(sec) * time.Second).UnixMicro(), Value: v}
 	}
 	w.Add(row("s1", 0, 1.5))
 	w.Add(row("s1", 1, 2.5))
