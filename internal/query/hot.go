@@ -28,8 +28,16 @@ import (
 // read from the Delta log itself: the txn action of the decoder's appId for a partition is the last
 // log offset committed, and hot rows of that partition at or below it are deleted. The same rule
 // serves commits this process made (CommittedReadings) and ones found by polling, in either order.
+//
+// Rows appended to DuckDB take ~130 bytes each until a CHECKPOINT compresses them into the engine's
+// catalog (see catalogName): so the writer checkpoints once checkpointRows rows were appended since
+// the last one, which also frees what committed (deleted) hot rows took. 1M rows of 100,000 sensors:
+// 129 MB before, 8 MB after; 100,000 rows take ~40 ms to compress.
 
 const hotTableName = "_sluice.hot_readings"
+
+// checkpointRows is how many hot rows are appended between checkpoints: one DuckDB row group.
+const checkpointRows = 122_880
 
 const hotDDL = `CREATE TABLE ` + hotTableName + ` (sensor_id VARCHAR, metric VARCHAR, ts TIMESTAMPTZ, value DOUBLE,
  unit VARCHAR, received_at TIMESTAMPTZ, ingest_id BIGINT, flags VARCHAR[], date DATE, _partition INTEGER)`
@@ -59,6 +67,7 @@ type hotReadings struct {
 	conn      *sql.Conn
 	app       *duckdb.Appender
 	rows      int // rows in the table (under writeMu)
+	appended  int // rows appended since the last checkpoint (under writeMu)
 	lastFlush time.Time
 
 	observe func(received int64, visible time.Time) // tests: every row's visibility
@@ -177,6 +186,7 @@ func (h *hotReadings) flushLocked() error {
 	now := time.Now()
 	h.lastFlush = now
 	h.rows += len(batch)
+	h.appended += len(batch)
 	h.e.m.hotRows.Set(float64(h.rows))
 	h.e.m.hotFlushSeconds.Observe(now.Sub(start).Seconds())
 	for i := range batch {
@@ -186,7 +196,24 @@ func (h *hotReadings) flushLocked() error {
 			h.observe(batch[i].row.ReceivedAt, now)
 		}
 	}
+	if h.appended >= checkpointRows {
+		h.checkpoint()
+	}
 	return nil
+}
+
+// checkpoint compresses what was appended since the last checkpoint. DuckDB refuses while another
+// transaction is writing (a commit's view change, the latest-value index); then the next flush tries
+// again. Caller holds writeMu.
+func (h *hotReadings) checkpoint() {
+	start := time.Now()
+	if _, err := h.conn.ExecContext(context.Background(), "CHECKPOINT"); err != nil {
+		h.e.m.checkpoints.WithLabelValues("skipped").Observe(time.Since(start).Seconds())
+		h.e.logger.Debug("hot rows: checkpoint skipped; retried after the next flush", "err", err)
+		return
+	}
+	h.e.m.checkpoints.WithLabelValues("ok").Observe(time.Since(start).Seconds())
+	h.appended = 0
 }
 
 // resetAppender drops an appender left in an unknown state by an error and opens a new one.

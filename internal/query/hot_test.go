@@ -3,9 +3,13 @@ package query
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/sluice-project/sluice/internal/lake"
 	"github.com/sluice-project/sluice/internal/testkit"
@@ -152,4 +156,39 @@ func TestCountAcrossCommits(t *testing.T) {
 		t.Fatalf("distinct ingest ids = %d, want %d", got, total)
 	}
 	t.Logf("%d queries during %d commits", commits, batches/perCommit)
+}
+
+// TestHotRowsCompressed: once checkpointRows hot rows were appended, the writer checkpoints and
+// DuckDB keeps them compressed (a fraction of the ~130 bytes a row they take appended), and every
+// row still reads back.
+func TestHotRowsCompressed(t *testing.T) {
+	_, u := testkit.TempLake(t)
+	e := openEngine(t, u, testConfig(), WithHotReadings(decoderAppID))
+	const n = 2*checkpointRows + 1000
+	rows := testkit.Readings(n, 10_000, day0, 1_000_000, 0)
+	var sum float64
+	for _, r := range rows {
+		sum += r.Value
+	}
+	e.AddReadings(0, rows)
+	testkit.Eventually(t, 10*time.Second, func() bool { return count(t, e, "SELECT count(*) FROM readings") == n }, "hot rows never became visible")
+	checkpoints := func(result string) uint64 {
+		var m dto.Metric
+		if err := e.m.checkpoints.WithLabelValues(result).(prometheus.Histogram).Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetHistogram().GetSampleCount()
+	}
+	// The checkpoint follows the flush that made the rows visible.
+	testkit.Eventually(t, 10*time.Second, func() bool { return checkpoints("ok") == 1 }, "%d checkpoints (%d skipped) after one flush of %d rows, want 1", checkpoints("ok"), checkpoints("skipped"), n)
+	mem := count(t, e, "SELECT sum(memory_usage_bytes)::BIGINT FROM duckdb_memory() WHERE tag = 'IN_MEMORY_TABLE'")
+	perRow := float64(mem) / n
+	t.Logf("hot rows in DuckDB after the checkpoint: %.1f bytes each", perRow)
+	if perRow > 20 {
+		t.Fatalf("hot rows take %.1f bytes each in DuckDB after the checkpoint, want at most 20 (compressed)", perRow)
+	}
+	rs := rowsOf(t, e, "SELECT sum(value), count(DISTINCT sensor_id) FROM readings")
+	if got := rs[0][0].(float64); math.Abs(got-sum) > 1e-6*math.Abs(sum) || rs[0][1].(int64) != 10_000 {
+		t.Fatalf("sum(value), sensors = %v, want %v and 10000", rs[0], sum)
+	}
 }

@@ -9,6 +9,7 @@ type metrics struct {
 	waiting         prometheus.Gauge
 	hotRows         prometheus.Gauge
 	hotFlushSeconds prometheus.Histogram
+	checkpoints     *prometheus.HistogramVec
 	hotVisibility   prometheus.Histogram
 	refreshes       *prometheus.CounterVec
 	refreshErrors   prometheus.Counter
@@ -26,6 +27,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		waiting:         prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_query_waiting", Help: "Queries waiting for a slot (query.max_concurrent)."}),
 		hotRows:         prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_query_hot_rows", Help: "Readings queryable but not yet in a committed lake file."}),
 		hotFlushSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_query_hot_flush_duration_seconds", Help: "Time to hand a batch of hot rows to DuckDB.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
+		checkpoints:     prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sluice_query_checkpoint_duration_seconds", Help: "Time DuckDB took to compress the engine's tables (CHECKPOINT after each hot.checkpointRows hot rows), by result: ok, or skipped (another transaction was writing; retried after the next flush).", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}, []string{"result"}),
 		hotVisibility:   prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_query_freshness_seconds", Help: "Time from when sluice received a reading to when SQL could see it.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
 		refreshes:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_query_view_refreshes_total", Help: "Times a view took a new version of its Delta table, by view."}, []string{"view"}),
 		refreshErrors:   prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_query_refresh_errors_total", Help: "Failed attempts to read a Delta log or redefine a view (retried)."}),
@@ -35,7 +37,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		rationed:        prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_query_rationed_seconds_total", Help: "Time queries waited for their turn while ingest was active (query.execution_share)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.queries, m.querySeconds, m.rows, m.waiting, m.hotRows, m.hotFlushSeconds, m.hotVisibility,
+		reg.MustRegister(m.queries, m.querySeconds, m.rows, m.waiting, m.hotRows, m.hotFlushSeconds, m.checkpoints, m.hotVisibility,
 			m.refreshes, m.refreshErrors, m.tableFiles, m.tableVersion, m.indexedFiles, m.rationed)
 	}
 	return m
