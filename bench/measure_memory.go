@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluice-project/sluice/bench/internal/harness"
 	"github.com/sluice-project/sluice/bench/internal/lakecheck"
+	"github.com/sluice-project/sluice/internal/app"
 	"github.com/sluice-project/sluice/internal/sensor"
 	"github.com/sluice-project/sluice/internal/simulate"
 )
@@ -98,7 +99,7 @@ func measureMemory(ctx context.Context, e *env, plan memoryPlan) (*Section, []st
 	s.Notes = append(s.Notes, "What grows with the rate rather than the fleet: rows buffered per stage until a commit (flush_interval 1m, "+
 		"flush_rows 1M, flush_bytes 128MiB), messages waiting for the WAL (broker.receive_maximum per connection) and the deduplication "+
 		"window (dedup.window 2m, at most dedup.max_keys 4M keys); a run shorter than the window does not fill it. The Go side stays near "+
-		"runtime.memory_limit (512MiB) once what is live approaches it; the SQL engine's hot rows (readings not yet committed) are on the other side.")
+		fmt.Sprintf("runtime.memory_limit (%s) once what is live approaches it; the SQL engine's hot rows (readings not yet committed, compressed by DuckDB) are on the other side.", app.DefaultConfig().Runtime.MemoryLimit))
 	return s, errs
 }
 

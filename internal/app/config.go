@@ -43,7 +43,7 @@ type LoggingConfig struct {
 
 // RuntimeConfig tunes the Go runtime sluice runs on.
 type RuntimeConfig struct {
-	MemoryLimit config.Bytes `yaml:"memory_limit" doc:"Soft limit on the memory the Go runtime holds (runtime/debug.SetMemoryLimit): near it the garbage collector runs more often, so the heap does not grow to twice what is live. 0 turns it off. The GOMEMLIMIT environment variable, when set, wins. DuckDB's memory (query.memory_limit) is not part of it; a limit below what sluice keeps live (buffered rows: lake.flush_rows, lake.flush_bytes, twice over while a commit runs; dedup.max_keys; broker.receive_maximum per publishing connection) makes the collector run without pause and costs ingest throughput. Measured with 100,000 sensors at QoS 1 through the embedded broker from 32 connections, defaults otherwise, one session (live heap ~310 MB): 384MiB: 28,600 msg/s, peak RSS 662MiB; 512MiB: 31,700 msg/s, 765MiB; 1GiB: 31,600 msg/s, 1.14GiB. To bound memory further, lower lake.flush_rows and lake.flush_bytes with it."`
+	MemoryLimit config.Bytes `yaml:"memory_limit" doc:"Soft limit on the memory the Go runtime holds (runtime/debug.SetMemoryLimit): near it the garbage collector runs more often, so the heap does not grow to twice what is live. 0 turns it off. The GOMEMLIMIT environment variable, when set, wins. DuckDB's memory (query.memory_limit) is not part of it; a limit below what sluice keeps live (buffered rows: lake.flush_rows, lake.flush_bytes, twice over while a commit runs; dedup.max_keys; broker.receive_maximum per publishing connection) makes the collector run without pause and costs ingest throughput. Measured with 100,000 sensors at QoS 1 through the embedded broker from 32 connections for 40s, defaults otherwise, two runs each, alternately, in one session (live heap ~310 MB): 384MiB: 57,300-63,700 msg/s, peak RSS 642-648MiB; 512MiB: 57,000-66,500 msg/s, 759-766MiB. To bound memory further, lower lake.flush_rows and lake.flush_bytes with it."`
 }
 
 // Validate implements config.Validator.
@@ -71,7 +71,7 @@ func DefaultConfig() Config {
 	return Config{
 		DataDir:  "./sluice-data",
 		Logging:  LoggingConfig{Level: "info", Format: "text"},
-		Runtime:  RuntimeConfig{MemoryLimit: 512 << 20},
+		Runtime:  RuntimeConfig{MemoryLimit: 384 << 20},
 		MQTT:     mqtt.DefaultConfig(),
 		Broker:   broker.DefaultConfig(),
 		WAL:      wal.DefaultConfig(),

@@ -20,7 +20,7 @@ func TestRuntimeMemoryLimit(t *testing.T) {
 		want    int64 // the limit while applied
 		wantErr string
 	}{
-		{"default 512MiB", "", 512 << 20, 512 << 20, ""},
+		{"default 384MiB", "", 384 << 20, 384 << 20, ""},
 		{"0 turns it off", "", 0, prev, ""},
 		{"GOMEMLIMIT wins", "1GiB", 200 << 20, prev, ""},
 		{"too small", "", 1 << 20, prev, "below 32MiB"},
@@ -49,7 +49,7 @@ func TestRuntimeMemoryLimit(t *testing.T) {
 			}
 		})
 	}
-	if got := DefaultConfig().Runtime.MemoryLimit; got != 512<<20 {
-		t.Fatalf("default runtime.memory_limit = %d, want 512MiB", got)
+	if got := DefaultConfig().Runtime.MemoryLimit; got != 384<<20 {
+		t.Fatalf("default runtime.memory_limit = %d, want 384MiB", got)
 	}
 }
