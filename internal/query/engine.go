@@ -238,6 +238,12 @@ func (e *Engine) open(ctx context.Context) error {
 	stmts := []string{
 		"SET TimeZone = 'UTC'",
 		"SET parquet_metadata_cache = true",
+		// Hand memory DuckDB freed back to the OS: by default its allocator keeps up to 128MB a thread
+		// cached, and checkpoints free blocks all the time (the uncompressed hot rows they replace).
+		// 100,000 sensors, QoS 1, 32 connections, 40 s, alternate runs: peak RSS 632-639 MiB without
+		// either setting, 620-634 with the threshold, 578-603 with both.
+		"SET allocator_flush_threshold = '8MB'",
+		"SET allocator_background_threads = true",
 		"CREATE SCHEMA _sluice",
 		hotDDL,
 		latestIndexDDL,
