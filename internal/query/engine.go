@@ -245,12 +245,14 @@ func (e *Engine) open(ctx context.Context) error {
 		"SET allocator_flush_threshold = '8MB'",
 		"SET allocator_background_threads = true",
 		"CREATE SCHEMA _sluice",
-		hotDDL,
+	}
+	stmts = append(stmts, hotDDL...)
+	stmts = append(stmts,
 		latestIndexDDL,
 		registryDDL,
 		registryNextDDL,
 		timeBucketMacro,
-	}
+	)
 	stmts = append(stmts, e.opts.setup...)
 	stmts = append(stmts,
 		"SET allowed_directories = ["+quoteString(e.lakeDir+string(filepath.Separator))+", "+quoteString(e.tmpDir+string(filepath.Separator))+"]",
@@ -464,7 +466,7 @@ func (e *Engine) apply(ctx context.Context, ts *tableState) error {
 			_ = tx.Rollback()
 			return fmt.Errorf("%s: %w", firstLine(s), err)
 		}
-		if strings.HasPrefix(s, "DELETE FROM "+hotTableName) {
+		if strings.HasPrefix(s, "DELETE FROM "+hotRowsTable) {
 			deleted, _ = res.RowsAffected()
 		}
 	}

@@ -34,13 +34,29 @@ import (
 // the last one, which also frees what committed (deleted) hot rows took. 1M rows of 100,000 sensors:
 // 129 MB before, 8 MB after; 100,000 rows take ~40 ms to compress.
 
-const hotTableName = "_sluice.hot_readings"
+// The hot rows are two tables and a view: hot_rows holds what differs per reading and a series
+// number; hot_series what readings share (lake.Series: sensor, metric, unit, flags), once per series;
+// hot_readings joins them into the readings columns, and is what the views read. Appending 3 strings
+// and a list a reading cost 3.5 µs, a series number 1.5 µs (512-row batches, duckdb-go's appender).
+const (
+	hotTableName   = "_sluice.hot_readings"
+	hotRowsTable   = "_sluice.hot_rows"
+	hotSeriesTable = "_sluice.hot_series"
+)
 
 // checkpointRows is how many hot rows are appended between checkpoints: one DuckDB row group.
 const checkpointRows = 122_880
 
-const hotDDL = `CREATE TABLE ` + hotTableName + ` (sensor_id VARCHAR, metric VARCHAR, ts TIMESTAMPTZ, value DOUBLE,
- unit VARCHAR, received_at TIMESTAMPTZ, ingest_id BIGINT, flags VARCHAR[], date DATE, _partition INTEGER)`
+var hotDDL = []string{
+	`CREATE TABLE ` + hotSeriesTable + ` (series INTEGER, sensor_id VARCHAR, metric VARCHAR, unit VARCHAR, flags VARCHAR[])`,
+	`CREATE TABLE ` + hotRowsTable + ` (series INTEGER, ts TIMESTAMPTZ, value DOUBLE, received_at TIMESTAMPTZ, ingest_id BIGINT, date DATE, _partition INTEGER)`,
+	`CREATE VIEW ` + hotTableName + ` AS SELECT s.sensor_id, s.metric, r.ts, r.value, s.unit, r.received_at, r.ingest_id, s.flags, r.date, r._partition
+ FROM ` + hotRowsTable + ` r JOIN ` + hotSeriesTable + ` s ON r.series = s.series`,
+}
+
+// minSeriesCleanup: the series numbers are pruned (those no hot row uses any more) once this many,
+// and twice as many as after the last pruning, were handed out.
+const minSeriesCleanup = 1 << 16
 
 // hotColumnSet are the readings columns the hot table has.
 var hotColumnSet = map[string]bool{
@@ -65,7 +81,11 @@ type hotReadings struct {
 
 	writeMu   sync.Mutex // held while appending to or deleting from the table
 	conn      *sql.Conn
-	app       *duckdb.Appender
+	app       *duckdb.Appender       // hot_rows
+	seriesApp *duckdb.Appender       // hot_series
+	series    map[*lake.Series]int32 // series number of each Series in hot_series (under writeMu)
+	nextID    int32
+	pruneAt   int // prune series numbers when series holds this many
 	rows      int // rows in the table (under writeMu)
 	appended  int // rows appended since the last checkpoint (under writeMu)
 	lastFlush time.Time
@@ -78,7 +98,8 @@ func newHotReadings(ctx context.Context, e *Engine, appID func(int32) string) (*
 	if err != nil {
 		return nil, fmt.Errorf("hot rows: %w", err)
 	}
-	h := &hotReadings{e: e, appID: appID, conn: conn, partitions: map[int32]bool{}, wake: make(chan struct{}, 1)}
+	h := &hotReadings{e: e, appID: appID, conn: conn, partitions: map[int32]bool{}, wake: make(chan struct{}, 1),
+		series: map[*lake.Series]int32{}, pruneAt: minSeriesCleanup}
 	if err := h.openAppender(); err != nil {
 		conn.Close()
 		return nil, err
@@ -88,11 +109,16 @@ func newHotReadings(ctx context.Context, e *Engine, appID func(int32) string) (*
 
 func (h *hotReadings) openAppender() error {
 	return h.conn.Raw(func(dc any) error {
-		a, err := duckdb.NewAppenderFromConn(dc.(driver.Conn), "_sluice", "hot_readings")
+		a, err := duckdb.NewAppenderFromConn(dc.(driver.Conn), "_sluice", "hot_rows")
 		if err != nil {
 			return fmt.Errorf("hot rows: appender: %w", err)
 		}
-		h.app = a
+		s, err := duckdb.NewAppenderFromConn(dc.(driver.Conn), "_sluice", "hot_series")
+		if err != nil {
+			_ = a.Close()
+			return fmt.Errorf("hot rows: series appender: %w", err)
+		}
+		h.app, h.seriesApp = a, s
 		return nil
 	})
 }
@@ -160,28 +186,54 @@ func (h *hotReadings) flushLocked() error {
 		return nil
 	}
 	start := time.Now()
-	for i := range batch {
-		r := &batch[i].row
-		s := r.Series
-		ts := time.UnixMicro(r.TS).UTC()
-		var unit any
-		if s.Unit != "" {
-			unit = s.Unit
-		}
-		flags := s.Flags
-		if flags == nil {
-			flags = []string{}
-		}
-		date := time.Unix(floorDiv(r.TS, 86_400_000_000)*86_400, 0).UTC()
-		if err := h.app.AppendRow(s.SensorID, s.Metric, ts, r.Value, unit, time.UnixMicro(r.ReceivedAt).UTC(),
-			r.IngestID, flags, date, batch[i].partition); err != nil {
-			h.resetAppender()
-			return fmt.Errorf("append: %w", err)
+	if len(h.series) >= h.pruneAt {
+		if err := h.pruneSeries(); err != nil {
+			return err
 		}
 	}
-	if err := h.app.Flush(); err != nil {
+	var added []*lake.Series // new in hot_series with this flush
+	fail := func(what string, err error) error {
+		for _, s := range added {
+			delete(h.series, s)
+		}
 		h.resetAppender()
-		return fmt.Errorf("flush: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	for i := range batch {
+		r := &batch[i].row
+		id, ok := h.series[r.Series]
+		if !ok {
+			id = h.nextID
+			h.nextID++
+			h.series[r.Series] = id
+			added = append(added, r.Series)
+			s := r.Series
+			var unit any
+			if s.Unit != "" {
+				unit = s.Unit
+			}
+			flags := s.Flags
+			if flags == nil {
+				flags = []string{}
+			}
+			if err := h.seriesApp.AppendRow(id, s.SensorID, s.Metric, unit, flags); err != nil {
+				return fail("append series", err)
+			}
+		}
+		date := time.Unix(floorDiv(r.TS, 86_400_000_000)*86_400, 0).UTC()
+		if err := h.app.AppendRow(id, time.UnixMicro(r.TS).UTC(), r.Value, time.UnixMicro(r.ReceivedAt).UTC(),
+			r.IngestID, date, batch[i].partition); err != nil {
+			return fail("append", err)
+		}
+	}
+	// Series first: a query between the two flushes sees a series without rows, never rows without
+	// their series.
+	if err := h.seriesApp.Flush(); err != nil {
+		return fail("flush series", err)
+	}
+	added = nil
+	if err := h.app.Flush(); err != nil {
+		return fail("flush", err)
 	}
 	now := time.Now()
 	h.lastFlush = now
@@ -216,10 +268,45 @@ func (h *hotReadings) checkpoint() {
 	h.appended = 0
 }
 
-// resetAppender drops an appender left in an unknown state by an error and opens a new one.
+// pruneSeries drops the series no hot row refers to any more (their readings were committed), from
+// hot_series and from the numbering, so neither grows with every series ever seen. Caller holds
+// writeMu.
+func (h *hotReadings) pruneSeries() error {
+	ctx := context.Background()
+	if _, err := h.conn.ExecContext(ctx, "DELETE FROM "+hotSeriesTable+" WHERE series NOT IN (SELECT series FROM "+hotRowsTable+")"); err != nil {
+		return fmt.Errorf("prune series: %w", err)
+	}
+	rows, err := h.conn.QueryContext(ctx, "SELECT series FROM "+hotSeriesTable)
+	if err != nil {
+		return fmt.Errorf("prune series: %w", err)
+	}
+	defer rows.Close()
+	live := map[int32]bool{}
+	for rows.Next() {
+		var id int32
+		if err := rows.Scan(&id); err != nil {
+			return fmt.Errorf("prune series: %w", err)
+		}
+		live[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("prune series: %w", err)
+	}
+	for s, id := range h.series {
+		if !live[id] {
+			delete(h.series, s)
+		}
+	}
+	h.pruneAt = max(minSeriesCleanup, 2*len(h.series))
+	return nil
+}
+
+// resetAppender drops the appenders, left in an unknown state by an error, and opens new ones.
 func (h *hotReadings) resetAppender() {
 	_ = h.app.Clear()
 	_ = h.app.Close()
+	_ = h.seriesApp.Clear()
+	_ = h.seriesApp.Close()
 	if err := h.openAppender(); err != nil {
 		h.e.logger.Error("hot rows: cannot reopen the appender", "err", err)
 	}
@@ -251,7 +338,7 @@ func (h *hotReadings) deleteSQL(txn func(appID string) (int64, bool)) string {
 	if c == "" {
 		return ""
 	}
-	return "DELETE FROM " + hotTableName + " WHERE " + c
+	return "DELETE FROM " + hotRowsTable + " WHERE " + c
 }
 
 func (h *hotReadings) close() {
@@ -259,7 +346,8 @@ func (h *hotReadings) close() {
 	defer h.writeMu.Unlock()
 	if h.app != nil {
 		_ = h.app.Close()
-		h.app = nil
+		_ = h.seriesApp.Close()
+		h.app, h.seriesApp = nil, nil
 	}
 	_ = h.conn.Close()
 }

@@ -192,3 +192,47 @@ func TestHotRowsCompressed(t *testing.T) {
 		t.Fatalf("sum(value), sensors = %v, want %v and 10000", rs[0], sum)
 	}
 }
+
+// TestHotSeries: hot rows hold a series number, and hot_series each Series once; once their readings
+// are committed, series no hot row uses are pruned from both the table and the numbering.
+func TestHotSeries(t *testing.T) {
+	lk, u := testkit.TempLake(t)
+	e := openEngine(t, u, testConfig(), WithHotReadings(decoderAppID))
+	rows := testkit.Readings(100, 5, day0, 1_000_000, 0) // 5 sensors, one Series each
+	e.AddReadings(0, rows)
+	testkit.Eventually(t, 2*time.Second, func() bool { return count(t, e, "SELECT count(*) FROM readings") == 100 }, "hot rows never became visible")
+	if got := count(t, e, "SELECT count(*) FROM "+hotSeriesTable); got != 5 {
+		t.Fatalf("hot_series holds %d rows for 5 Series, want 5", got)
+	}
+	if got := count(t, e, "SELECT count(DISTINCT sensor_id) FROM readings WHERE unit = 'C' AND flags = []"); got != 5 {
+		t.Fatalf("readings over hot rows show %d sensors with unit C and no flags, want 5", got)
+	}
+	testkit.NewCommitter(t, lk, lake.ReadingsSpec()).Commit(t, rows, "decoder-p0", 99)
+	e.CommittedReadings(context.Background(), 0, 99)
+	if got := count(t, e, "SELECT count(*) FROM "+hotRowsTable); got != 0 {
+		t.Fatalf("%d hot rows after committing them all, want 0", got)
+	}
+	// The next flush prunes: 3 new Series (one flagged) take the place of the 5 committed ones.
+	e.hot.writeMu.Lock()
+	e.hot.pruneAt = 1
+	e.hot.writeMu.Unlock()
+	fresh := []lake.Reading{
+		{Series: &lake.Series{SensorID: "new-1", Metric: "m"}, TS: day0, Value: 1, IngestID: 100},
+		{Series: &lake.Series{SensorID: "new-2", Metric: "m", Unit: "bar"}, TS: day0, Value: 2, IngestID: 101},
+		{Series: &lake.Series{SensorID: "new-2", Metric: "m", Unit: "bar", Flags: []string{"out_of_range"}}, TS: day0 + 1, Value: 99, IngestID: 102},
+	}
+	e.AddReadings(0, fresh)
+	testkit.Eventually(t, 2*time.Second, func() bool { return count(t, e, "SELECT count(*) FROM readings WHERE sensor_id LIKE 'new-%'") == 3 }, "new hot rows never became visible")
+	e.hot.writeMu.Lock()
+	numbered := len(e.hot.series)
+	e.hot.writeMu.Unlock()
+	if got := count(t, e, "SELECT count(*) FROM "+hotSeriesTable); got != 3 || numbered != 3 {
+		t.Fatalf("after pruning: hot_series %d rows, %d numbered, want 3 and 3", got, numbered)
+	}
+	if got := count(t, e, "SELECT count(*) FROM readings WHERE sensor_id = 'new-2' AND unit = 'bar' AND flags = ['out_of_range'] AND value = 99"); got != 1 {
+		t.Fatalf("the flagged reading reads back %d times, want once", got)
+	}
+	if got := count(t, e, "SELECT count(*) FROM readings"); got != 103 {
+		t.Fatalf("readings = %d, want 103 (100 committed, 3 hot)", got)
+	}
+}
