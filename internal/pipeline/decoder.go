@@ -234,14 +234,15 @@ func (d *Decoder) add(rec *slog2.Record, o *decodedRecord, rs []decode.Reading) 
 	}
 	for i := range rs {
 		r := &rs[i]
-		if d.dedup.Seen(r.SensorID, r.Metric, r.TS) {
+		dup, last := d.dedup.SeenSeries(r.SensorID, r.Metric, r.TS)
+		if dup {
 			d.m.duplicates.Inc()
 			continue
 		}
 		if rec.Offset <= rtx {
 			continue // already committed before the restart; seen only to warm the window
 		}
-		row := lake.Reading{Series: d.series.get(r), TS: r.TS, Value: r.Value, ReceivedAt: v.ReceivedAt / 1000, IngestID: rec.Offset}
+		row := lake.Reading{Series: d.seriesOf(r, last), TS: r.TS, Value: r.Value, ReceivedAt: v.ReceivedAt / 1000, IngestID: rec.Offset}
 		d.readings.Add(row)
 		if d.hot != nil {
 			if rec.Partition != d.hotPart {
@@ -317,6 +318,28 @@ func newDecoderMetrics(reg prometheus.Registerer) *decoderMetrics {
 		reg.MustRegister(m.readings, m.duplicates, m.quarantined)
 	}
 	return m
+}
+
+// seriesOf returns the lake.Series of r: the one its (sensor_id, metric) used last, kept in the
+// deduplication window's slot (last, nil when there is none), when unit and flags are the same
+// again, which saves a second lookup; else the series table's.
+func (d *Decoder) seriesOf(r *decode.Reading, last **lake.Series) *lake.Series {
+	if last != nil {
+		if s := *last; s != nil && s.Unit == r.Unit && sameNames(s.Flags, r.Flags.Names()) && s.SensorID == r.SensorID && s.Metric == r.Metric {
+			return s
+		}
+	}
+	s := d.series.get(r)
+	if last != nil {
+		*last = s
+	}
+	return s
+}
+
+// sameNames reports whether a and b are the same shared list of flag names (decode.Flags.Names
+// returns one list per combination).
+func sameNames(a, b []string) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // seriesTable interns the lake.Series of the readings the decoder buffers: one per distinct (sensor,

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sluice-project/sluice/internal/config"
+	"github.com/sluice-project/sluice/internal/lake"
 )
 
 // DedupConfig bounds the duplicate-removal window of the decoder.
@@ -104,9 +105,11 @@ func (g *genKeys) add(ts int64) bool {
 
 func (g *genKeys) keys() int { return len(g.offs) + int(g.nover) }
 
-// series is the window of one (sensor_id, metric): its current and previous generation.
+// series is the window of one (sensor_id, metric): its current and previous generation, and the
+// decoder's lake.Series its last reading used (see SeenSeries).
 type series struct {
 	cur, prev genKeys
+	last      *lake.Series
 }
 
 // Dedup is an exact set of recently seen (sensor_id, metric, ts) keys, kept in two generations: the
@@ -150,8 +153,16 @@ func NewDedup(cfg DedupConfig) *Dedup {
 
 // Seen reports whether the key was seen within the window, and remembers it.
 func (d *Dedup) Seen(sensor, metric string, ts int64) bool {
+	dup, _ := d.SeenSeries(sensor, metric, ts)
+	return dup
+}
+
+// SeenSeries is Seen, and also returns where the caller may keep the lake.Series of this (sensor_id,
+// metric) for its next reading: the same lookup serves both. The slot is valid until the next call,
+// nil when deduplication is off, and empty again once the series leaves the window.
+func (d *Dedup) SeenSeries(sensor, metric string, ts int64) (bool, **lake.Series) {
 	if d.cfg.Window <= 0 {
-		return false
+		return false, nil
 	}
 	sk := seriesKey{sensor, metric}
 	id, ok := d.ids[sk]
@@ -167,7 +178,7 @@ func (d *Dedup) Seen(sensor, metric string, ts int64) bool {
 	}
 	s := &d.series[id]
 	if s.cur.has(ts) || (s.cur.nover > 0 && d.inOverflow(d.cur, id, ts)) {
-		return true
+		return true, &s.last
 	}
 	dup := s.prev.has(ts) || (s.prev.nover > 0 && d.inOverflow(1-d.cur, id, ts))
 	// A key seen again in the previous generation is copied into the current one, so it lives for
@@ -180,8 +191,12 @@ func (d *Dedup) Seen(sensor, metric string, ts int64) bool {
 	d.curKeys++
 	if d.curKeys >= d.cfg.MaxKeys/2 {
 		d.rotate()
+		if _, ok := d.ids[sk]; !ok {
+			return dup, nil // the rotation dropped it (it cannot: it has a key; but never hand out a freed slot)
+		}
+		s = &d.series[d.ids[sk]]
 	}
-	return dup
+	return dup, &s.last
 }
 
 func (d *Dedup) inOverflow(gen int, id uint32, ts int64) bool {
@@ -223,6 +238,7 @@ func (d *Dedup) rotate() {
 			delete(d.ids, sk)
 			s.prev.offs = nil // let a dropped series' memory go
 			s.cur.offs = nil
+			s.last = nil
 			d.free = append(d.free, id)
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/sluice-project/sluice/internal/lake"
 )
 
 func TestDedup(t *testing.T) {
@@ -334,5 +336,45 @@ func BenchmarkDedupSeen(b *testing.B) {
 				runtime.KeepAlive(d)
 			})
 		}
+	}
+}
+
+// TestDedupSeriesSlot: SeenSeries hands out one slot per (sensor_id, metric), duplicates included; a
+// series that leaves the window takes its slot's content with it, also when its number is reused.
+func TestDedupSeriesSlot(t *testing.T) {
+	d := NewDedup(DedupConfig{Window: time.Minute, MaxKeys: 1000})
+	now := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+	d.now = func() time.Time { return now }
+	d.rotated = now
+	sa := &lake.Series{SensorID: "a", Metric: "m"}
+	dup, slot := d.SeenSeries("a", "m", 1)
+	if dup || slot == nil || *slot != nil {
+		t.Fatalf("first key: dup %v, slot %v", dup, slot)
+	}
+	*slot = sa
+	if dup, slot := d.SeenSeries("a", "m", 2); dup || *slot != sa {
+		t.Fatalf("second key of a: dup %v, slot holds %v, want a's Series", dup, *slot)
+	}
+	if dup, slot := d.SeenSeries("a", "m", 1); !dup || *slot != sa {
+		t.Fatalf("a duplicate: dup %v, slot holds %v, want a's Series", dup, *slot)
+	}
+	if _, slot := d.SeenSeries("b", "m", 1); *slot != nil {
+		t.Fatalf("b's slot holds %v, want nothing", *slot)
+	}
+	// Two rotations without new keys of a drop it; b, seen again, stays.
+	for range 2 {
+		now = now.Add(31 * time.Second)
+		d.SeenSeries("b", "m", now.UnixMicro())
+		d.Tick()
+	}
+	if _, slot := d.SeenSeries("c", "m", 1); *slot != nil {
+		t.Fatalf("a new series (maybe a's reused number) has slot %v, want nothing", *slot)
+	}
+	if _, slot := d.SeenSeries("a", "m", 3); *slot != nil {
+		t.Fatalf("a, back after leaving the window, has slot %v, want nothing", *slot)
+	}
+	off := NewDedup(DedupConfig{})
+	if dup, slot := off.SeenSeries("a", "m", 1); dup || slot != nil {
+		t.Fatalf("deduplication off: dup %v slot %v, want false and nil", dup, slot)
 	}
 }
