@@ -103,6 +103,8 @@ type Engine struct {
 	hot       *hotReadings
 	indexed   map[string]bool // readings files folded into the latest index
 	unindexed []string        // readings files the latest view still scans itself
+	// when the oldest of unindexed was found (zero when none)
+	unindexedSince time.Time
 
 	stop   context.CancelFunc
 	bg     sync.WaitGroup
@@ -430,7 +432,7 @@ func (e *Engine) apply(ctx context.Context, ts *tableState) error {
 				delete(e.indexed, f)
 			}
 		}
-		e.unindexed = unindexed
+		e.setUnindexed(unindexed, time.Now())
 		stmts = append(stmts, latestViewSQL(e.unindexed, ts.hot != nil))
 	}
 	if ts.spec.dir() == lake.SensorsSpec().Name {

@@ -143,3 +143,53 @@ CROSS JOIN (VALUES (INTERVAL 1 SECOND), (INTERVAL 7 MINUTE), (INTERVAL 1 MINUTE)
 		t.Fatalf("other types: %v", got)
 	}
 }
+
+// TestLatestIndexFoldsInBatches: a commit's file is not folded into the latest index at once; the
+// latest view reads it itself meanwhile, so it is exact; with indexBatch files waiting they are
+// folded, and so is a single file that has waited indexDelay.
+func TestLatestIndexFoldsInBatches(t *testing.T) {
+	lk, u := testkit.TempLake(t)
+	cfg := testConfig()
+	cfg.RefreshInterval = 10 * time.Millisecond
+	e := openEngine(t, u, cfg)
+	rc := testkit.NewCommitter(t, lk, lake.ReadingsSpec())
+	waiting := func() int {
+		e.refreshMu.Lock()
+		defer e.refreshMu.Unlock()
+		return len(e.unindexed)
+	}
+	for i := range indexBatch - 1 {
+		first := int64(i * 5)
+		rc.Commit(t, testkit.Readings(5, 5, day0+int64(i)*1_000_000, 1_000_000, first), "other-p0", first+4)
+		e.Refresh(context.Background())
+		// Newest reading of sensor-001 so far: value 1 at day0 + i s.
+		if got := count(t, e, "SELECT count(*) FROM latest WHERE sensor_id = 'sensor-001' AND epoch_us(ts) = ? AND value = 1", day0+int64(i)*1_000_000); got != 1 {
+			t.Fatalf("after commit %d the latest view misses sensor-001's newest reading", i)
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // ten refresh intervals: the indexer looked and waited
+	if n := waiting(); n != indexBatch-1 {
+		t.Fatalf("%d files wait for the index, want %d (fewer than indexBatch, none older than indexDelay)", n, indexBatch-1)
+	}
+	last := int64((indexBatch - 1) * 5)
+	rc.Commit(t, testkit.Readings(5, 5, day0+int64(indexBatch-1)*1_000_000, 1_000_000, last), "other-p0", last+4)
+	e.Refresh(context.Background())
+	testkit.Eventually(t, 5*time.Second, func() bool { return waiting() == 0 }, "%d files still wait with indexBatch of them committed", waiting())
+	if got := count(t, e, "SELECT count(*) FROM latest"); got != 5 {
+		t.Fatalf("latest = %d rows after folding, want 5", got)
+	}
+	// One more file waits until it is indexDelay old.
+	e.refreshMu.Lock()
+	e.setUnindexed([]string{"x"}, time.Now())
+	since := e.unindexedSince
+	e.refreshMu.Unlock()
+	if e.indexDue(since.Add(indexDelay - time.Millisecond)) {
+		t.Fatal("one file due before indexDelay")
+	}
+	if !e.indexDue(since.Add(indexDelay)) {
+		t.Fatal("one file not due after indexDelay")
+	}
+	e.refreshMu.Lock()
+	e.setUnindexed(nil, time.Now())
+	e.refreshMu.Unlock()
+}
