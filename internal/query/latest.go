@@ -16,10 +16,9 @@ import (
 // would take a second per day of data at 1,000 sensors, so the engine keeps an index: a table with
 // one row per (sensor_id, metric) holding the newest reading of the files folded into it so far. The
 // view combines that table with the files not folded in yet (scanned by the view itself) and the hot
-// rows, so it is exact at every moment; the indexer folds new files in the background, in batches (see
-// indexDelay), at low
-// priority, and swaps the view in the same transaction. sluice query --lake (Static) folds nothing:
-// its latest view scans every file.
+// rows, so it is exact at every moment; the indexer folds new files in the background, in batches
+// (see indexDelay), at low priority, and swaps the view in the same transaction. sluice query --lake
+// (Static) folds nothing: its latest view scans every file.
 
 const latestIndexDDL = `CREATE TABLE _sluice.latest_index (sensor_id VARCHAR, metric VARCHAR, ts TIMESTAMPTZ,
  value DOUBLE, unit VARCHAR, received_at TIMESTAMPTZ)`
