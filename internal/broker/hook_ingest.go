@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -186,11 +187,20 @@ func (ab *appendBuf) asyncDone(err error) {
 	b.async.done()
 }
 
+// warnEvery is how often a warning about something that may happen once a message is logged.
+const warnEvery = 10 * time.Second
+
+// warnDue reports whether a warning last logged at *last (Unix nanoseconds) may be logged again now,
+// and if so records now; of callers racing, one wins.
+func warnDue(last *atomic.Int64) bool {
+	now := time.Now().UnixNano()
+	prev := last.Load()
+	return now-prev >= int64(warnEvery) && last.CompareAndSwap(prev, now)
+}
+
 func (b *Broker) qos0Failed(cl *mqtt.Client, topic string, err error) {
 	b.m.appendErrors[0].Inc()
-	now := time.Now().UnixNano()
-	last := b.lastWarn.Load()
-	if now-last < int64(10*time.Second) || !b.lastWarn.CompareAndSwap(last, now) {
+	if !warnDue(&b.lastWarn) {
 		return
 	}
 	attrs := []any{"topic", topic, "err", err}
@@ -204,9 +214,7 @@ func (b *Broker) qos0Failed(cl *mqtt.Client, topic string, err error) {
 // (broker.subscriber_queue) is full, at most once every 10s; sluice_broker_subscriber_dropped_total
 // counts every one.
 func (b *Broker) subscriberDropped(client string) {
-	now := time.Now().UnixNano()
-	last := b.lastDrop.Load()
-	if now-last < int64(10*time.Second) || !b.lastDrop.CompareAndSwap(last, now) {
+	if !warnDue(&b.lastDrop) {
 		return
 	}
 	b.logger.Warn("message dropped for a subscriber that does not keep up: its queue (broker.subscriber_queue) is full; ingest is not affected (further drops in the next 10s are only counted in sluice_broker_subscriber_dropped_total)",

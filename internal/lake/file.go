@@ -193,7 +193,7 @@ func (d *directWriter[T]) write(rows []T, lo, hi int, idx []int32) error {
 
 // through is the encoding of a table that buffers rows of type T and writes files of rows of type F
 // (the schema: F's parquet tags), converting chunkRows rows at a time with conv.
-type through[T, F any] struct{ conv func(dst *F, src *T) }
+type through[T, F any] struct{ conv func(src *T, dst *F) }
 
 func (through[T, F]) schema() *parquet.Schema { var zero F; return parquet.SchemaOf(zero) }
 
@@ -203,7 +203,7 @@ func (t through[T, F]) writer(out io.Writer, opts []parquet.WriterOption) rowWri
 
 type throughWriter[T, F any] struct {
 	*parquet.GenericWriter[F]
-	conv  func(dst *F, src *T)
+	conv  func(src *T, dst *F)
 	chunk []F
 }
 
@@ -224,7 +224,7 @@ func (t *throughWriter[T, F]) write(rows []T, lo, hi int, idx []int32) error {
 			if idx != nil {
 				j = int(idx[done+i])
 			}
-			t.conv(&c[i], &rows[j])
+			t.conv(&rows[j], &c[i])
 		}
 		if _, err := t.Write(c[:n]); err != nil {
 			return err

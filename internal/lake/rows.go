@@ -63,14 +63,18 @@ func (r *Reading) Row() ReadingRow {
 
 func (r *Reading) toRow(row *ReadingRow) {
 	s := r.Series
-	flags := s.Flags
-	if flags == nil {
-		flags = noFlags
-	}
 	*row = ReadingRow{
 		SensorID: s.SensorID, Metric: s.Metric, TS: r.TS, Value: r.Value, Unit: s.Unit,
-		ReceivedAt: r.ReceivedAt, IngestID: r.IngestID, Flags: flags,
+		ReceivedAt: r.ReceivedAt, IngestID: r.IngestID, Flags: s.FlagList(),
 	}
+}
+
+// FlagList returns the flags as the list column holds them: an empty list, not nil, when none.
+func (s *Series) FlagList() []string {
+	if s.Flags == nil {
+		return noFlags
+	}
+	return s.Flags
 }
 
 var noFlags = []string{}

@@ -128,7 +128,7 @@ func ReadingsSpec() Spec[Reading] {
 		Seq:      func(r *Reading) int64 { return r.IngestID },
 		// The Series is shared by the readings of a sensor's metric: not counted per row.
 		Size: func(r *Reading) int64 { return int64(unsafe.Sizeof(*r)) },
-		enc:  through[Reading, ReadingRow]{conv: func(dst *ReadingRow, src *Reading) { src.toRow(dst) }},
+		enc:  through[Reading, ReadingRow]{conv: (*Reading).toRow},
 	}
 }
 

@@ -191,10 +191,7 @@ func (d *Dedup) SeenSeries(sensor, metric string, ts int64) (bool, **lake.Series
 	d.curKeys++
 	if d.curKeys >= d.cfg.MaxKeys/2 {
 		d.rotate()
-		if _, ok := d.ids[sk]; !ok {
-			return dup, nil // the rotation dropped it (it cannot: it has a key; but never hand out a freed slot)
-		}
-		s = &d.series[d.ids[sk]]
+		s = &d.series[d.ids[sk]] // kept (it holds a key), but compact may have renumbered it
 	}
 	return dup, &s.last
 }

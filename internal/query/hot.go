@@ -212,11 +212,7 @@ func (h *hotReadings) flushLocked() error {
 			if s.Unit != "" {
 				unit = s.Unit
 			}
-			flags := s.Flags
-			if flags == nil {
-				flags = []string{}
-			}
-			if err := h.seriesApp.AppendRow(id, s.SensorID, s.Metric, unit, flags); err != nil {
+			if err := h.seriesApp.AppendRow(id, s.SensorID, s.Metric, unit, s.FlagList()); err != nil {
 				return fail("append series", err)
 			}
 		}

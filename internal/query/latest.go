@@ -63,7 +63,7 @@ func (e *Engine) indexDue(now time.Time) bool {
 func (e *Engine) setUnindexed(files []string, now time.Time) {
 	if len(files) == 0 {
 		e.unindexedSince = time.Time{}
-	} else if len(e.unindexed) == 0 || e.unindexedSince.IsZero() {
+	} else if e.unindexedSince.IsZero() {
 		e.unindexedSince = now
 	}
 	e.unindexed = files
