@@ -18,7 +18,7 @@
 // # Freshness and atomic commits
 //
 // See hot.go: hot rows are a DuckDB table of series numbers, times and values, joined with a table of
-// the series (sensor, metric, unit, flags) by the view the others read; a commit replaces the view's file list and deletes the hot
+// the series (sensor, metric, unit, flags, partition) by the view the others read; a commit replaces the view's file list and deletes the hot
 // rows it covers (by the decoder's txn version in the Delta log) in one DuckDB transaction, so every
 // query, one snapshot, counts each reading exactly once. Views follow the logs by polling
 // (query.refresh_interval) and at once for commits this process reports (CommittedReadings).

@@ -34,10 +34,14 @@ import (
 // the last one, which also frees what committed (deleted) hot rows took. 1M rows of 100,000 sensors:
 // 129 MB before, 8 MB after; 100,000 rows take ~40 ms to compress.
 
-// The hot rows are two tables and a view: hot_rows holds what differs per reading and a series
-// number; hot_series what readings share (lake.Series: sensor, metric, unit, flags), once per series;
-// hot_readings joins them into the readings columns, and is what the views read. Appending 3 strings
-// and a list a reading cost 3.5 µs, a series number 1.5 µs (512-row batches, duckdb-go's appender).
+// The hot rows are two tables and a view: hot_rows holds what differs per reading (times as
+// microseconds since the epoch) and a series number; hot_series what readings share (lake.Series:
+// sensor, metric, unit, flags) and their log partition, once per series and partition; hot_readings
+// joins them into the readings columns (times as TIMESTAMPTZ, date derived from ts), and is what the
+// views read. The appender's cost grows with the columns it fills: appending 3 strings and a list a
+// reading cost 3.5 µs, a series number 1.5 µs, and five numbers instead of seven (no date, no
+// partition, times as BIGINT: duckdb-go converts every time.Time through the calendar) 1.0 µs
+// (512-row batches; see BenchmarkHotFlush).
 const (
 	hotTableName   = "_sluice.hot_readings"
 	hotRowsTable   = "_sluice.hot_rows"
@@ -48,9 +52,10 @@ const (
 const checkpointRows = 122_880
 
 var hotDDL = []string{
-	`CREATE TABLE ` + hotSeriesTable + ` (series INTEGER, sensor_id VARCHAR, metric VARCHAR, unit VARCHAR, flags VARCHAR[])`,
-	`CREATE TABLE ` + hotRowsTable + ` (series INTEGER, ts TIMESTAMPTZ, value DOUBLE, received_at TIMESTAMPTZ, ingest_id BIGINT, date DATE, _partition INTEGER)`,
-	`CREATE VIEW ` + hotTableName + ` AS SELECT s.sensor_id, s.metric, r.ts, r.value, s.unit, r.received_at, r.ingest_id, s.flags, r.date, r._partition
+	`CREATE TABLE ` + hotSeriesTable + ` (series INTEGER, sensor_id VARCHAR, metric VARCHAR, unit VARCHAR, flags VARCHAR[], _partition INTEGER)`,
+	`CREATE TABLE ` + hotRowsTable + ` (series INTEGER, ts BIGINT, value DOUBLE, received_at BIGINT, ingest_id BIGINT)`,
+	`CREATE VIEW ` + hotTableName + ` AS SELECT s.sensor_id, s.metric, make_timestamptz(r.ts) AS ts, r.value, s.unit,
+ make_timestamptz(r.received_at) AS received_at, r.ingest_id, s.flags, CAST(make_timestamp(r.ts) AS DATE) AS date, s._partition
  FROM ` + hotRowsTable + ` r JOIN ` + hotSeriesTable + ` s ON r.series = s.series`,
 }
 
@@ -69,6 +74,12 @@ type hotRow struct {
 	row       lake.Reading
 }
 
+// hotSeries is what a hot_series row stands for: a Series in a log partition.
+type hotSeries struct {
+	series    *lake.Series
+	partition int32
+}
+
 type hotReadings struct {
 	e     *Engine
 	appID func(partition int32) string
@@ -81,9 +92,9 @@ type hotReadings struct {
 
 	writeMu   sync.Mutex // held while appending to or deleting from the table
 	conn      *sql.Conn
-	app       *duckdb.Appender       // hot_rows
-	seriesApp *duckdb.Appender       // hot_series
-	series    map[*lake.Series]int32 // series number of each Series in hot_series (under writeMu)
+	app       *duckdb.Appender    // hot_rows
+	seriesApp *duckdb.Appender    // hot_series
+	series    map[hotSeries]int32 // series number of each Series and partition in hot_series (under writeMu)
 	nextID    int32
 	pruneAt   int // prune series numbers when series holds this many
 	rows      int // rows in the table (under writeMu)
@@ -99,7 +110,7 @@ func newHotReadings(ctx context.Context, e *Engine, appID func(int32) string) (*
 		return nil, fmt.Errorf("hot rows: %w", err)
 	}
 	h := &hotReadings{e: e, appID: appID, conn: conn, partitions: map[int32]bool{}, wake: make(chan struct{}, 1),
-		series: map[*lake.Series]int32{}, pruneAt: minSeriesCleanup}
+		series: map[hotSeries]int32{}, pruneAt: minSeriesCleanup}
 	if err := h.openAppender(); err != nil {
 		conn.Close()
 		return nil, err
@@ -191,7 +202,7 @@ func (h *hotReadings) flushLocked() error {
 			return err
 		}
 	}
-	var added []*lake.Series // new in hot_series with this flush
+	var added []hotSeries // new in hot_series with this flush
 	fail := func(what string, err error) error {
 		for _, s := range added {
 			delete(h.series, s)
@@ -201,33 +212,34 @@ func (h *hotReadings) flushLocked() error {
 	}
 	for i := range batch {
 		r := &batch[i].row
-		id, ok := h.series[r.Series]
+		key := hotSeries{r.Series, batch[i].partition}
+		id, ok := h.series[key]
 		if !ok {
 			id = h.nextID
 			h.nextID++
-			h.series[r.Series] = id
-			added = append(added, r.Series)
+			h.series[key] = id
+			added = append(added, key)
 			s := r.Series
 			var unit any
 			if s.Unit != "" {
 				unit = s.Unit
 			}
-			if err := h.seriesApp.AppendRow(id, s.SensorID, s.Metric, unit, s.FlagList()); err != nil {
+			if err := h.seriesApp.AppendRow(id, s.SensorID, s.Metric, unit, s.FlagList(), key.partition); err != nil {
 				return fail("append series", err)
 			}
 		}
-		date := time.Unix(floorDiv(r.TS, 86_400_000_000)*86_400, 0).UTC()
-		if err := h.app.AppendRow(id, time.UnixMicro(r.TS).UTC(), r.Value, time.UnixMicro(r.ReceivedAt).UTC(),
-			r.IngestID, date, batch[i].partition); err != nil {
+		if err := h.app.AppendRow(id, r.TS, r.Value, r.ReceivedAt, r.IngestID); err != nil {
 			return fail("append", err)
 		}
 	}
 	// Series first: a query between the two flushes sees a series without rows, never rows without
 	// their series.
-	if err := h.seriesApp.Flush(); err != nil {
-		return fail("flush series", err)
+	if len(added) > 0 {
+		if err := h.seriesApp.Flush(); err != nil {
+			return fail("flush series", err)
+		}
+		added = nil
 	}
-	added = nil
 	if err := h.app.Flush(); err != nil {
 		return fail("flush", err)
 	}
@@ -334,7 +346,8 @@ func (h *hotReadings) deleteSQL(txn func(appID string) (int64, bool)) string {
 	if c == "" {
 		return ""
 	}
-	return "DELETE FROM " + hotRowsTable + " WHERE " + c
+	// A hot row's partition is its series'.
+	return "DELETE FROM " + hotRowsTable + " r USING " + hotSeriesTable + " s WHERE r.series = s.series AND (" + c + ")"
 }
 
 func (h *hotReadings) close() {
@@ -346,12 +359,4 @@ func (h *hotReadings) close() {
 		h.app, h.seriesApp = nil, nil
 	}
 	_ = h.conn.Close()
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b < 0 {
-		q--
-	}
-	return q
 }

@@ -236,3 +236,41 @@ func TestHotSeries(t *testing.T) {
 		t.Fatalf("readings = %d, want 103 (100 committed, 3 hot)", got)
 	}
 }
+
+// TestHotRowsReadAsCommitted: a reading reads back the same through the readings view, every
+// column, while it is a hot row (times stored as microseconds, date derived from ts, partition kept
+// with the series) and once its file is committed; including times before 1970 and either side of
+// midnight, whose date the derivation could get wrong.
+func TestHotRowsReadAsCommitted(t *testing.T) {
+	lk, u := testkit.TempLake(t)
+	e := openEngine(t, u, testConfig(), WithHotReadings(decoderAppID))
+	midnight := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC).UnixMicro()
+	s := &lake.Series{SensorID: "s-1", Metric: "pressure", Unit: "bar", Flags: []string{"out_of_range"}}
+	bare := &lake.Series{SensorID: "s-2", Metric: "temperature"}
+	rows := []lake.Reading{
+		{Series: s, TS: midnight - 1, Value: 1.5, ReceivedAt: midnight + 7, IngestID: 0},
+		{Series: s, TS: midnight, Value: -2.25, ReceivedAt: midnight + 8, IngestID: 1},
+		{Series: bare, TS: -1, Value: 3, ReceivedAt: 123_456_789, IngestID: 2},
+		{Series: bare, TS: -86_400_000_001, Value: 4, ReceivedAt: 1, IngestID: 3},
+	}
+	const q = "SELECT sensor_id, metric, ts, value, unit, received_at, ingest_id, flags, date, epoch_us(ts), epoch_us(received_at) FROM readings ORDER BY ingest_id"
+	e.AddReadings(0, rows)
+	testkit.Eventually(t, 2*time.Second, func() bool { return count(t, e, "SELECT count(*) FROM readings") == 4 }, "hot rows never became visible")
+	hot := fmt.Sprint(rowsOf(t, e, q))
+	testkit.NewCommitter(t, lk, lake.ReadingsSpec()).Commit(t, rows, "decoder-p0", 3)
+	e.CommittedReadings(context.Background(), 0, 3)
+	if got := count(t, e, "SELECT count(*) FROM "+hotRowsTable); got != 0 {
+		t.Fatalf("%d hot rows after committing them all, want 0", got)
+	}
+	committed := fmt.Sprint(rowsOf(t, e, q))
+	if hot != committed {
+		t.Fatalf("hot rows read\n%s\ncommitted rows read\n%s", hot, committed)
+	}
+	dates := rowsOf(t, e, "SELECT date::VARCHAR, epoch_us(ts) FROM readings ORDER BY ingest_id")
+	want := []string{"2026-11-22", "2026-11-23", "1969-12-31", "1969-12-30"}
+	for i, r := range dates {
+		if r[0] != want[i] || r[1].(int64) != rows[i].TS {
+			t.Fatalf("row %d: date %v, ts %v; want %s and %d", i, r[0], r[1], want[i], rows[i].TS)
+		}
+	}
+}
