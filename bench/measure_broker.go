@@ -52,7 +52,9 @@ func measureBroker(ctx context.Context, e *env, plan brokerPlan) ([]*Section, []
 		s := &Section{Title: "Broker ceiling and sluice through the same broker: " + brokerTitle(kind)}
 		s.Intro = fmt.Sprintf("The simulator publishes %s (QoS 0) or %s (QoS 1) messages of the nested shape, unpaced, from %d connections, "+
 			"for a fleet of %s sensors. Ceiling: a plain paho subscriber counting what the broker delivers. sluice: %s. "+
-			"Rates are sustained rates (10%% → 90%% of the messages); the ratio is taken within each run.",
+			"Rates are sustained rates (10%% → 90%% of the messages); the ratio is taken within each run. CPU per message is a process's CPU time "+
+			"divided by the messages published; sluice's is counted from the first publish until its lake holds every message (its start-up "+
+			"and shutdown excluded), the broker's and the publisher's over the whole phase.",
 			formatNum(float64(plan.n[0]), 0), formatNum(float64(plan.n[1]), 0), plan.conns, formatNum(float64(plan.fleet), 0), sluiceRole(kind))
 		var figs [2]struct {
 			pub, ceil, sl, ratio, e2e, lost, ceilLost                *Figure
@@ -264,6 +266,14 @@ func sluicePhase(ctx context.Context, e *env, kind string, qos int, plan brokerP
 		latest.Store(&m)
 		return m.Get("sluice_stage_records_total", "stage", "decoder"), true
 	})
+	// sluice's CPU is counted from the first publish until its lake holds everything: not its
+	// start-up (opening DuckDB) nor its shutdown, which no message pays for.
+	cpu0, err := p.CPUNow()
+	if err != nil {
+		stop()
+		return phase{}, err
+	}
+	var cpuDone time.Duration
 	t0, self0 := time.Now(), harness.SelfCPU()
 	stats, err := simulate.Run(ctx, publisher(brokerURL, qos, plan.conns, plan.fleet, plan.n[qos], seed), nil)
 	self := harness.SelfCPU() - self0
@@ -283,6 +293,9 @@ func sluicePhase(ctx context.Context, e *env, kind string, qos int, plan brokerP
 			m.Get("sluice_stage_committed_offset", "stage", "archiver") >= end
 		if caught && records >= float64(stats.Published) {
 			tDone = time.Now()
+			if c, err := p.CPUNow(); err == nil {
+				cpuDone = c
+			}
 			return records, true
 		}
 		return records + m.Get("sluice_stage_committed_offset", "stage", "decoder"), false
@@ -299,6 +312,9 @@ func sluicePhase(ctx context.Context, e *env, kind string, qos int, plan brokerP
 	if tDone.IsZero() {
 		tDone = time.Now()
 	}
+	if cpuDone == 0 { // never settled: the whole run
+		cpuDone = p.CPU()
+	}
 	chk, err := lakecheck.Open(lakeDir)
 	if err != nil {
 		return phase{}, err
@@ -313,7 +329,7 @@ func sluicePhase(ctx context.Context, e *env, kind string, qos int, plan brokerP
 	}
 	_, processed := s.last()
 	ph := phase{published: stats.Published, pubRate: stats.Rate(), got: rd.Distinct, lost: stats.Published - rd.Distinct,
-		cpuSluice: perMsg(p.CPU(), stats.Published), cpuSelf: perMsg(self, stats.Published), cpuBroker: perMsg(brokerCPU, stats.Published)}
+		cpuSluice: perMsg(cpuDone-cpu0, stats.Published), cpuSelf: perMsg(self, stats.Published), cpuBroker: perMsg(brokerCPU, stats.Published)}
 	ph.sustained = s.slope(0.1*processed, 0.9*processed)
 	ph.overall = float64(rd.Distinct) / tDone.Sub(t0).Seconds()
 	if math.IsInf(ph.overall, 0) {

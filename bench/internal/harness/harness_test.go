@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestKey(t *testing.T) {
@@ -154,5 +155,54 @@ func TestRSS(t *testing.T) {
 	}
 	if n, found, err := parseStatusKB([]byte("Name:\tx\nVmHWM:\t12 kB\n"), "VmRSS"); found || err != nil || n != 0 {
 		t.Fatalf("status without VmRSS: %d, found %v, %v", n, found, err)
+	}
+}
+
+func TestParseStatCPU(t *testing.T) {
+	for _, c := range []struct {
+		name, stat string
+		want       time.Duration
+		wantErr    bool
+	}{
+		{"plain", "1234 (sluice) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 12 0 5 1000 100", 3250 * time.Millisecond, false},
+		{"spaces and parentheses in the name", "99 (a) b (c)) R 1 1 1 0 -1 0 0 0 0 0 7 3 0 0 20 0", 100 * time.Millisecond, false},
+		{"no name", "1234 sluice S 1", 0, true},
+		{"too short", "1 (x) S 1 2 3", 0, true},
+		{"not a number", "1 (x) S 1 1 1 0 -1 0 0 0 0 0 u 3 0", 0, true},
+		{"negative", "1 (x) S 1 1 1 0 -1 0 0 0 0 0 -5 3 0", 0, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := ParseStatCPU([]byte(c.stat))
+			if (err != nil) != c.wantErr || got != c.want {
+				t.Fatalf("ParseStatCPU = %v, %v; want %v, error %v", got, err, c.want, c.wantErr)
+			}
+		})
+	}
+}
+
+// TestProcessCPUOfThisProcess: the CPU time /proc reports grows with work done and agrees with
+// getrusage.
+func TestProcessCPUOfThisProcess(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc")
+	}
+	before, err := ProcessCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := 0
+	for start := time.Now(); time.Since(start) < 300*time.Millisecond; {
+		x++
+	}
+	after, err := ProcessCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := SelfCPU()
+	if d := after - before; d < 200*time.Millisecond {
+		t.Fatalf("300ms of spinning added %v of CPU time (%d loops)", d, x)
+	}
+	if after > self+50*time.Millisecond {
+		t.Fatalf("/proc says %v, getrusage %v (read after it)", after, self)
 	}
 }

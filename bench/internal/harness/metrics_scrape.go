@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -163,4 +164,44 @@ func parseStatusKB(status []byte, field string) (int64, bool, error) {
 		return kb << 10, true, nil
 	}
 	return 0, false, sc.Err()
+}
+
+// clockTicks is the unit of the CPU times in /proc/<pid>/stat (USER_HZ, 100 on every Linux
+// architecture Go supports).
+const clockTicks = 100
+
+// ProcessCPU returns the CPU time (user + system) process pid has used so far, from /proc/<pid>/stat.
+func ProcessCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("cpu time: %w", err)
+	}
+	d, err := ParseStatCPU(b)
+	if err != nil {
+		return 0, fmt.Errorf("cpu time of %d: %w", pid, err)
+	}
+	return d, nil
+}
+
+// ParseStatCPU returns utime + stime of a /proc/<pid>/stat line. The command name (field 2) is in
+// parentheses and may hold spaces and parentheses itself, so fields are counted after the last ')'.
+func ParseStatCPU(stat []byte) (time.Duration, error) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, errors.New("stat: no ')' after the command name")
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	// After the name: state (field 3) ... utime (14), stime (15).
+	if len(f) < 13 {
+		return 0, fmt.Errorf("stat: %d fields after the command name, want at least 13", len(f))
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 || n > 1<<50 {
+			return 0, fmt.Errorf("stat: cpu field %q is not a tick count", s)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * (time.Second / clockTicks), nil
 }

@@ -218,6 +218,11 @@ func (p *Proc) PeakRSS() (int64, error) {
 	return PeakRSS(p.Pid)
 }
 
+// CPUNow returns the CPU time (user + system) the process has used so far, while it runs.
+func (p *Proc) CPUNow() (time.Duration, error) {
+	return ProcessCPU(p.Pid)
+}
+
 // CPU returns the CPU time (user + system) the process used; valid once it has exited.
 func (p *Proc) CPU() time.Duration {
 	select {
