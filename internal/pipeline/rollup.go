@@ -20,19 +20,20 @@ type rollupKey struct {
 func Rollup1m(rows []lake.Reading, keep func(*lake.Reading) bool) []lake.Reading1mRow {
 	var out []lake.Reading1mRow
 	// A series' rows mostly come in time order, so its row is usually the one of its previous row:
-	// current maps each series to that (a small map, hot in cache), minutes to every row made.
-	current := make(map[seriesKey]int32)
+	// current maps each interned Series to that (a small map keyed by a pointer, hot in cache),
+	// minutes each (sensor, metric, minute) to its row, which Series differing in unit or flags
+	// share.
+	current := make(map[*lake.Series]int32)
 	minutes := make(map[rollupKey]int32)
 	for i := range rows {
 		r := &rows[i]
 		if keep != nil && !keep(r) {
 			continue
 		}
-		sk := seriesKey{r.Series.SensorID, r.Series.Metric}
 		minute := r.TS - floorMod(r.TS, microsPerMinute)
-		j, ok := current[sk]
+		j, ok := current[r.Series]
 		if !ok || out[j].Minute != minute {
-			k := rollupKey{sk, minute}
+			k := rollupKey{seriesKey{r.Series.SensorID, r.Series.Metric}, minute}
 			if j, ok = minutes[k]; !ok {
 				j = int32(len(out))
 				minutes[k] = j
@@ -41,7 +42,7 @@ func Rollup1m(rows []lake.Reading, keep func(*lake.Reading) bool) []lake.Reading
 					Min: r.Value, Max: r.Value, FirstTS: r.TS, First: r.Value, LastTS: r.TS, Last: r.Value,
 				})
 			}
-			current[sk] = j
+			current[r.Series] = j
 		}
 		a := &out[j]
 		a.Count++

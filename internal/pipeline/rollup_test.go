@@ -51,6 +51,21 @@ func TestRollup1m(t *testing.T) {
 				FirstTS: m, First: 1, LastTS: m, Last: 3}},
 		},
 		{
+			// Rows sharing a Series take the fast path; another Series of the sensor (its unit
+			// differs) and a row back in an earlier minute find their row through the minutes.
+			name: "interned series, one of them twice, and a late row",
+			rows: func() []lake.Reading {
+				c := &lake.Series{SensorID: "a", Metric: "temperature", Unit: "C"}
+				k := &lake.Series{SensorID: "a", Metric: "temperature", Unit: "K"}
+				return []lake.Reading{{Series: c, TS: m, Value: 1}, {Series: k, TS: m + 1, Value: 2}, {Series: c, TS: m + 2, Value: 3},
+					{Series: c, TS: m + minute, Value: 4}, {Series: c, TS: m + 3, Value: 5}, {Series: k, TS: m + minute + 1, Value: 6}}
+			}(),
+			want: []lake.Reading1mRow{
+				{SensorID: "a", Metric: "temperature", Minute: m, Count: 4, Sum: 11, Min: 1, Max: 5, FirstTS: m, First: 1, LastTS: m + 3, Last: 5},
+				{SensorID: "a", Metric: "temperature", Minute: m + minute, Count: 2, Sum: 10, Min: 4, Max: 6, FirstTS: m + minute, First: 4, LastTS: m + minute + 1, Last: 6},
+			},
+		},
+		{
 			name: "keep filters rows",
 			rows: []lake.Reading{r("a", m, 5, 1), r("a", m+1, 6, 2), r("a", m+2, 7, 3)},
 			keep: func(r *lake.Reading) bool { return r.IngestID > 5 },
