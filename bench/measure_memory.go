@@ -28,6 +28,7 @@ type memoryPlan struct {
 type memoryResult struct {
 	peak      int64 // VmHWM sampled while ingesting, bytes
 	atExit    int64 // VmHWM sampled until the process exited after SIGTERM (shutdown's final commits included), bytes
+	ready     int64 // VmRSS once ready, before the first message, bytes
 	published int64
 	rate      float64
 	inLake    int64 // distinct readings committed
@@ -35,15 +36,19 @@ type memoryResult struct {
 }
 
 // memorySplit is what the RSS held at the highest sample (VmRSS, read once a second with /metrics):
-// the Go runtime's heap and stacks as it reports them, and the rest (DuckDB, the binary's pages, C).
+// the Go runtime's heap and stacks as it reports them, the file pages (RssFile: the binary's code
+// and data), and the rest (anonymous memory outside Go's heap: DuckDB, C).
 type memorySplit struct {
-	rss, goHeld int64
+	rss, goHeld, file int64
 }
 
-// sample records p's RSS and Go's share of it, keeping the highest RSS seen.
+// other is the RSS that is neither Go's nor file pages.
+func (m memorySplit) other() int64 { return m.rss - m.goHeld - m.file }
+
+// sample records p's RSS and its parts, keeping the highest RSS seen.
 func (m *memorySplit) sample(ctx context.Context, p *harness.Proc) {
-	rss, err := harness.RSS(p.Pid)
-	if err != nil || rss <= m.rss {
+	parts, err := harness.ReadRSSParts(p.Pid)
+	if err != nil || parts.RSS <= m.rss {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
@@ -54,7 +59,7 @@ func (m *memorySplit) sample(ctx context.Context, p *harness.Proc) {
 	}
 	held := mt.Get("go_memstats_heap_sys_bytes") - mt.Get("go_memstats_heap_released_bytes") + mt.Get("go_memstats_stack_sys_bytes")
 	if held > 0 {
-		*m = memorySplit{rss: rss, goHeld: int64(held)}
+		*m = memorySplit{rss: parts.RSS, goHeld: int64(held), file: parts.File}
 	}
 }
 
@@ -65,7 +70,9 @@ func measureMemory(ctx context.Context, e *env, plan memoryPlan) (*Section, []st
 		"(SLUICE_SENSORS_FILE), and the simulator publishing at QoS 1 as fast as sluice acknowledges, from %d connections, for %s per run. "+
 		"Peak RSS is VmHWM from /proc/<pid>/status, read while ingesting, and (\"with shutdown\") until the process has exited after SIGTERM, "+
 		"which includes its final commits. Once a second the run also reads VmRSS and /metrics; at the highest of those samples it splits "+
-		"the RSS into what the Go runtime holds (go_memstats heap_sys - heap_released + stack_sys; runtime.memory_limit bounds it) and the rest.", plan.conns, plan.duration)
+		"the RSS into what the Go runtime holds (go_memstats heap_sys - heap_released + stack_sys; runtime.memory_limit bounds it), file pages "+
+		"(RssFile: the binary's code and data, DuckDB's included, which the kernel may drop and read again) and the rest (anonymous memory outside "+
+		"Go's heap: DuckDB's tables and buffers, C). \"Once ready\" is VmRSS after start-up, before the first message.", plan.conns, plan.duration)
 	var errs []string
 	for _, fleet := range plan.fleets {
 		name := formatNum(float64(fleet), 0) + " sensors"
@@ -74,8 +81,10 @@ func measureMemory(ctx context.Context, e *env, plan memoryPlan) (*Section, []st
 			peak.Goal(256, false)
 		}
 		exit := s.Add("peak RSS with shutdown, "+name, "MiB", 1)
+		ready := s.Add("RSS once ready, "+name, "MiB", 1)
 		goHeld := s.Add("at the highest RSS sample: Go heap and stacks, "+name, "MiB", 1)
-		rest := s.Add("at the highest RSS sample: the rest (DuckDB, binary, C), "+name, "MiB", 1)
+		file := s.Add("at the highest RSS sample: file pages (the binary), "+name, "MiB", 1)
+		rest := s.Add("at the highest RSS sample: the rest (DuckDB, C), "+name, "MiB", 1)
 		rate := s.Add("ingest rate (publisher, acknowledged by sluice), "+name, "msg/s", 0)
 		lost := s.Add("messages acknowledged but not in readings/, "+name, "messages", 0).MustBe(0, false)
 		for r := range plan.runs {
@@ -88,9 +97,13 @@ func measureMemory(ctx context.Context, e *env, plan memoryPlan) (*Section, []st
 				name, r+1, plan.runs, mib(res.peak), mib(res.atExit), res.published, res.rate, res.inLake)
 			peak.Values = append(peak.Values, mib(res.peak))
 			exit.Values = append(exit.Values, mib(res.atExit))
+			if res.ready > 0 {
+				ready.Values = append(ready.Values, mib(res.ready))
+			}
 			if res.split.rss > 0 {
 				goHeld.Values = append(goHeld.Values, mib(res.split.goHeld))
-				rest.Values = append(rest.Values, mib(res.split.rss-res.split.goHeld))
+				file.Values = append(file.Values, mib(res.split.file))
+				rest.Values = append(rest.Values, mib(res.split.other()))
 			}
 			rate.Values = append(rate.Values, res.rate)
 			lost.Values = append(lost.Values, float64(max(0, res.published-res.inLake)))
@@ -130,6 +143,7 @@ func memoryRun(ctx context.Context, e *env, fleet int, plan memoryPlan, seed int
 		return memoryResult{}, err
 	}
 	defer p.Kill()
+	ready, _ := harness.RSS(p.Pid) // 0 when unreadable: the figure is left out
 	var peak atomic.Int64
 	read := func() {
 		if v, err := p.PeakRSS(); err == nil {
@@ -167,7 +181,7 @@ func memoryRun(ctx context.Context, e *env, fleet int, plan memoryPlan, seed int
 	if stopErr != nil {
 		return memoryResult{}, stopErr
 	}
-	res := memoryResult{peak: ingesting, atExit: peak.Load(), published: stats.Published, rate: stats.Rate(), split: split}
+	res := memoryResult{peak: ingesting, atExit: peak.Load(), ready: ready, published: stats.Published, rate: stats.Rate(), split: split}
 	chk, err := lakecheck.Open(lakeDir)
 	if err != nil {
 		return res, err

@@ -206,3 +206,28 @@ func TestProcessCPUOfThisProcess(t *testing.T) {
 		t.Fatalf("/proc says %v, getrusage %v (read after it)", after, self)
 	}
 }
+
+func TestParseRSSParts(t *testing.T) {
+	status := "Name:\tsluice\nVmHWM:\t  600 kB\nVmRSS:\t  500 kB\nRssAnon:\t  380 kB\nRssFile:\t  115 kB\nRssShmem:\t 5 kB\n"
+	got, err := ParseRSSParts([]byte(status))
+	if err != nil || got != (RSSParts{RSS: 500 << 10, Anon: 380 << 10, File: 115 << 10}) {
+		t.Fatalf("ParseRSSParts = %+v, %v", got, err)
+	}
+	for _, drop := range []string{"VmRSS", "RssAnon", "RssFile"} {
+		var lines []string
+		for _, l := range strings.Split(status, "\n") {
+			if !strings.HasPrefix(l, drop+":") {
+				lines = append(lines, l)
+			}
+		}
+		if _, err := ParseRSSParts([]byte(strings.Join(lines, "\n"))); err == nil || !strings.Contains(err.Error(), drop) {
+			t.Fatalf("status without %s: error %v, want one naming it", drop, err)
+		}
+	}
+	if _, err := os.Stat("/proc/self/status"); err == nil {
+		p, err := ReadRSSParts(os.Getpid())
+		if err != nil || p.RSS <= 0 || p.Anon+p.File > p.RSS || p.Anon <= 0 || p.File <= 0 {
+			t.Fatalf("this process: %+v, %v", p, err)
+		}
+	}
+}

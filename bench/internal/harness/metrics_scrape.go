@@ -144,6 +144,39 @@ func RSS(pid int) (int64, error) {
 	return n, nil
 }
 
+// RSSParts is a process's resident set size and its two parts, from /proc/<pid>/status: anonymous
+// memory (RssAnon: heaps, stacks) and file pages (RssFile: the binary's code and data, and mapped
+// files; clean, so the kernel may drop and re-read them).
+type RSSParts struct{ RSS, Anon, File int64 }
+
+// ReadRSSParts returns the RSS parts of process pid now, in bytes.
+func ReadRSSParts(pid int) (RSSParts, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return RSSParts{}, fmt.Errorf("rss: %w", err)
+	}
+	return ParseRSSParts(b)
+}
+
+// ParseRSSParts reads the VmRSS, RssAnon and RssFile lines of a /proc/<pid>/status file.
+func ParseRSSParts(status []byte) (RSSParts, error) {
+	var r RSSParts
+	for _, f := range []struct {
+		name string
+		v    *int64
+	}{{"VmRSS", &r.RSS}, {"RssAnon", &r.Anon}, {"RssFile", &r.File}} {
+		n, found, err := parseStatusKB(status, f.name)
+		if err == nil && !found {
+			err = fmt.Errorf("no %s line", f.name)
+		}
+		if err != nil {
+			return RSSParts{}, fmt.Errorf("rss: %w", err)
+		}
+		*f.v = n
+	}
+	return r, nil
+}
+
 // parseStatusKB reads the "<field>:   123456 kB" line of a /proc/<pid>/status file and returns
 // bytes, and whether the line is there.
 func parseStatusKB(status []byte, field string) (int64, bool, error) {
