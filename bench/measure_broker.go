@@ -312,7 +312,7 @@ func sluicePhase(ctx context.Context, e *env, kind string, qos int, plan brokerP
 	if tDone.IsZero() {
 		tDone = time.Now()
 	}
-	if cpuDone == 0 { // never settled: the whole run
+	if cpuDone == 0 { // never settled (or /proc unreadable then): up to the process's exit
 		cpuDone = p.CPU()
 	}
 	chk, err := lakecheck.Open(lakeDir)

@@ -39,9 +39,9 @@ import (
 // sensor, metric, unit, flags) and their log partition, once per series and partition; hot_readings
 // joins them into the readings columns (times as TIMESTAMPTZ, date derived from ts), and is what the
 // views read. The appender's cost grows with the columns it fills: appending 3 strings and a list a
-// reading cost 3.5 µs, a series number 1.5 µs, and five numbers instead of seven (no date, no
-// partition, times as BIGINT: duckdb-go converts every time.Time through the calendar) 1.0 µs
-// (512-row batches; see BenchmarkHotFlush).
+// reading cost 3.5 µs, a series number 1.5 µs; five numbers instead of seven (no date, no
+// partition, times as BIGINT: duckdb-go converts every time.Time through the calendar) cost
+// 1.2-1.3 µs where the seven took 1.4-1.8 in the same session (512-row batches, BenchmarkHotFlush).
 const (
 	hotTableName   = "_sluice.hot_readings"
 	hotRowsTable   = "_sluice.hot_rows"
