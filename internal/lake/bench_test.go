@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -262,4 +263,32 @@ func schemaOptions(opts []parquet.WriterOption) []parquet.SchemaOption {
 		}
 	}
 	return out
+}
+
+// BenchmarkWriteGroups: encode one readings/ file of 1M rows (1,000 sensors, one day, through the
+// sort permutation) in row groups of the default size, serially and with writeGroups on up to
+// GOMAXPROCS goroutines.
+func BenchmarkWriteGroups(b *testing.B) {
+	start := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
+	readings := ReadingsOf(genReadings(1_000_000, 1000, start))
+	spec := ReadingsSpec()
+	cfg := DefaultConfig()
+	opts := writerOptions(spec, spec.FileSchema(), cfg)
+	parts, perm := order(&spec, readings)
+	p := parts[0]
+	for _, workers := range []int{1, runtime.GOMAXPROCS(0)} {
+		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				w := spec.encoding().writer(io.Discard, opts)
+				if err := writeGroups(w, spec.encoding(), opts, cfg.RowGroupRows, workers, readings, p.lo, p.hi, perm[p.lo:p.hi]); err != nil {
+					b.Fatal(err)
+				}
+				if err := w.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(p.hi-p.lo)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
 }
