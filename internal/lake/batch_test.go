@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -132,5 +133,65 @@ func TestBatchReleasesRows(t *testing.T) {
 	}
 	if b.rows != nil {
 		t.Fatal("a committed batch still references its rows")
+	}
+}
+
+// TestBatchPrepare: Prepare writes a batch's files without committing them (the log does not name
+// them, the table version stays); Commit then commits exactly those files, writing none; a failed
+// Prepare leaves nothing for Commit to trust, which writes the files itself; and Prepare writes
+// nothing for a txn the log holds already.
+func TestBatchPrepare(t *testing.T) {
+	ctx := context.Background()
+	for _, failPrepare := range []bool{false, true} {
+		t.Run(fmt.Sprintf("prepare fails %v", failPrepare), func(t *testing.T) {
+			lk, _ := lakeKinds[1].open(t)
+			fs := &faultStore{Store: lk.store}
+			lk.store = fs
+			w, err := NewWriter(ctx, lk, ReadingsSpec(), testConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range testReadings(1000) {
+				w.Add(r)
+			}
+			b := w.Seal()
+			if failPrepare {
+				fs.set(func(f *faultStore) { f.createErr = fmt.Errorf("write: %w", syscall.ENOSPC) })
+				if err := b.Prepare(ctx, "decoder-p0", 999); err == nil {
+					t.Fatal("Prepare succeeded despite the full disk")
+				}
+				fs.set(func(f *faultStore) { f.createErr = nil })
+			} else if err := b.Prepare(ctx, "decoder-p0", 999); err != nil {
+				t.Fatal(err)
+			}
+			prepared := dataFiles(t, lk, "readings")
+			if want := map[bool]int{false: 2, true: 0}[failPrepare]; len(prepared) != want {
+				t.Fatalf("after Prepare: %d data files in the bucket, want %d (one per date)", len(prepared), want)
+			}
+			if got := len(readLog(t, lk, "readings")); got != 1 {
+				t.Fatalf("after Prepare the log has %d commits, want 1 (the table's creation)", got)
+			}
+			if v, err := b.Commit(ctx, "decoder-p0", 999); err != nil || v != 1 {
+				t.Fatalf("Commit after Prepare = %d, %v; want version 1", v, err)
+			}
+			committed := dataFiles(t, lk, "readings")
+			if len(committed) != 2 || (!failPrepare && !slices.Equal(committed, prepared)) {
+				t.Fatalf("after Commit: data files %v, want the 2 Prepare wrote %v", committed, prepared)
+			}
+			db := duck(t)
+			if got := queryInt(t, db, "SELECT count(DISTINCT ingest_id) FROM "+scan(localFiles(t, lk, "readings"))); got != 1000 {
+				t.Fatalf("table holds %d distinct rows, want 1000", got)
+			}
+			for _, r := range testReadings(10) {
+				w.Add(r)
+			}
+			again := w.Seal()
+			if err := again.Prepare(ctx, "decoder-p0", 999); err != nil {
+				t.Fatal(err)
+			}
+			if got := dataFiles(t, lk, "readings"); len(got) != 2 {
+				t.Fatalf("Prepare of a txn in the log wrote files: %d in the bucket, want 2", len(got))
+			}
+		})
 	}
 }

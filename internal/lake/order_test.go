@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 )
 
 // TestSortRange: every path of sortRange (in order, a few rows out of place, sorted runs one after
@@ -77,4 +78,16 @@ func BenchmarkSortRangeRuns(b *testing.B) {
 		}
 		sortRange(base, idx, func(a, b *row) int { return cmp.Compare(a.key, b.key) })
 	}
+}
+
+// BenchmarkOrderReadings: the file order of 1M readings/ rows of 10,000 sensors (100 s, one day),
+// as a commit of the in-process benchmark holds them.
+func BenchmarkOrderReadings(b *testing.B) {
+	rows := ReadingsOf(genReadings(1_000_000, 10_000, time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)))
+	spec := ReadingsSpec()
+	b.ReportAllocs()
+	for b.Loop() {
+		order(&spec, rows)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(rows)), "ns/row")
 }

@@ -252,17 +252,44 @@ func (b *Batch[T]) Commit(ctx context.Context, appID string, version int64) (int
 	if b.err != nil {
 		return -1, b.err
 	}
-	write := func(ctx context.Context, now int64) ([]delta.Action, error) { return b.w.writeFiles(ctx, b.rows, now) }
-	if b.built != nil {
-		write = func(ctx context.Context, now int64) ([]delta.Action, error) { return b.w.putBuilt(ctx, b.built, now) }
-	}
-	v, err := b.w.commitRows(ctx, b.n, write, &b.pending, appID, version)
+	v, err := b.w.commitRows(ctx, b.n, b.write, &b.pending, appID, version)
 	if err != nil {
 		return -1, err
 	}
 	b.version, b.done = v, true
 	b.rows, b.built, b.pending = nil, nil, files{} // let the rows and what they reference go
 	return v, nil
+}
+
+// Prepare writes the data files of the batch's commit with the txn (appID, version), durable when it
+// returns nil, without committing them: Commit then only writes the log. So the files of several
+// tables can be written at once while their commits stay in order. Prepare is called as Commit is
+// (one batch of a Writer at a time, in the order they were sealed) and never at the same time as the
+// batch's Commit. When the log holds the txn already, it writes nothing (Commit will drop the rows).
+func (b *Batch[T]) Prepare(ctx context.Context, appID string, version int64) error {
+	if b.done || b.err != nil || b.pending.ok {
+		return nil // Commit returns b.err
+	}
+	if _, err := b.w.table.Update(ctx); err != nil {
+		return fmt.Errorf("lake %s: write files: %w", b.w.spec.Name, err)
+	}
+	if st, ok := b.w.table.Snapshot().Txn(appID); ok && st.Version >= version {
+		return nil
+	}
+	adds, err := b.write(ctx, b.w.now().UnixMilli())
+	if err != nil {
+		return fmt.Errorf("lake %s: write files: %w", b.w.spec.Name, err)
+	}
+	b.pending = files{adds: adds, ok: true}
+	return nil
+}
+
+// write writes the batch's data files.
+func (b *Batch[T]) write(ctx context.Context, now int64) ([]delta.Action, error) {
+	if b.built != nil {
+		return b.w.putBuilt(ctx, b.built, now)
+	}
+	return b.w.writeFiles(ctx, b.rows, now)
 }
 
 // writeFunc writes a commit's data files (n rows) and returns their add actions.

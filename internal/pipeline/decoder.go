@@ -261,9 +261,9 @@ func (d *Decoder) Due(now time.Time) bool {
 	return d.policy.due(rr+qr, rb+qb, d.since, now)
 }
 
-// Seal implements Stage. The commit writes quarantine/ first (when it has rows), then the minutes
-// of the readings to readings_1m/ (when there are any it does not hold yet), then readings/, then
-// tells the hot sink.
+// Seal implements Stage. The commit commits quarantine/ first (when it has rows), then the minutes
+// of the readings to readings_1m/ (when there are any it does not hold yet), then readings/, whose
+// files it writes meanwhile, then tells the hot sink.
 func (d *Decoder) Seal(p int32, last int64) CommitFunc {
 	app := appID(DecoderName, p)
 	var qb *lake.Batch[lake.QuarantineRow]
@@ -279,6 +279,15 @@ func (d *Decoder) Seal(p int32, last int64) CommitFunc {
 	d.since = time.Time{}
 	hot := d.hot
 	return func(ctx context.Context) error {
+		// readings/ files are written while the minutes are computed and quarantine/ and readings_1m/
+		// committed: the commits stay in order, the work of writing them does not wait.
+		prepared := make(chan error, 1)
+		go func() { prepared <- rb.Prepare(ctx, app, last) }()
+		defer func() {
+			if prepared != nil {
+				<-prepared // the files are written from rb's rows: never past the return
+			}
+		}()
 		if qb != nil {
 			if _, err := qb.Commit(ctx, app, last); err != nil { // a no-op once it succeeded
 				return fmt.Errorf("decoder commit quarantine up to offset %d: %w", last, err)
@@ -291,6 +300,11 @@ func (d *Decoder) Seal(p int32, last int64) CommitFunc {
 			if _, err := mb.Commit(ctx, app, last); err != nil {
 				return fmt.Errorf("decoder commit readings_1m up to offset %d: %w", last, err)
 			}
+		}
+		err := <-prepared
+		prepared = nil
+		if err != nil {
+			return fmt.Errorf("decoder commit readings up to offset %d: %w", last, err)
 		}
 		if _, err := rb.Commit(ctx, app, last); err != nil {
 			return fmt.Errorf("decoder commit readings up to offset %d: %w", last, err)
