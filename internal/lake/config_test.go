@@ -66,6 +66,11 @@ func TestOrder(t *testing.T) {
 	r := func(sensor string, ts int64, id int64) Reading {
 		return Reading{Series: &Series{SensorID: sensor, Metric: "m"}, TS: ts, IngestID: id}
 	}
+	// Shared Series, as the decoder interns them: two of sensor a (its unit changed), one each of m
+	// and z.
+	sa, sa2 := &Series{SensorID: "a", Metric: "m"}, &Series{SensorID: "a", Metric: "m", Unit: "C"}
+	sm, sz := &Series{SensorID: "m", Metric: "m"}, &Series{SensorID: "z", Metric: "m"}
+	rs := func(s *Series, ts int64, id int64) Reading { return Reading{Series: s, TS: ts, IngestID: id} }
 	const day = microsPerDay
 	cases := []struct {
 		name  string
@@ -75,6 +80,8 @@ func TestOrder(t *testing.T) {
 	}{
 		{"one partition in order", []Reading{r("a", 1, 1), r("a", 2, 2), r("b", 1, 3)}, []int64{0}, [][]int64{{1, 2, 3}}},
 		{"interleaved sensors", []Reading{r("b", 1, 1), r("a", 1, 2), r("b", 2, 3), r("a", 2, 4)}, []int64{0}, [][]int64{{2, 4, 1, 3}}},
+		{"shared series", []Reading{rs(sz, 1, 1), rs(sa, 1, 2), rs(sm, 1, 3), rs(sa2, 2, 4), rs(sa, 3, 5), rs(sz, 2, 6), rs(sm, 2, 7)}, []int64{0},
+			[][]int64{{2, 4, 5, 3, 7, 1, 6}}},
 		{"late reading", []Reading{r("a", 5, 1), r("a", 6, 2), r("a", 2, 3), r("a", 7, 4)}, []int64{0}, [][]int64{{3, 1, 2, 4}}},
 		{"reversed", []Reading{r("a", 9, 1), r("a", 8, 2), r("a", 7, 3), r("a", 6, 4), r("a", 5, 5), r("a", 4, 6), r("a", 3, 7), r("a", 2, 8), r("a", 1, 9), r("a", 0, 10)}, []int64{0},
 			[][]int64{{10, 9, 8, 7, 6, 5, 4, 3, 2, 1}}},

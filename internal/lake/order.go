@@ -66,22 +66,37 @@ func order[T any](spec *Spec[T], rows []T) ([]partRange, []int32) {
 		ids := map[clusterKey]uint32{}
 		var uniq []clusterKey
 		cid = make([]uint32, n)
+		var bySeries map[*Series]uint32 // with SeriesOf: a pointer's hash, not two strings'
+		if spec.SeriesOf != nil {
+			bySeries = map[*Series]uint32{}
+		}
 		var prev clusterKey
 		prevID := uint32(0)
 		for i := range rows {
+			var s *Series
+			if bySeries != nil {
+				s = spec.SeriesOf(&rows[i])
+				if id, ok := bySeries[s]; ok {
+					cid[i] = id
+					continue
+				}
+			}
 			a, b := spec.Cluster(&rows[i])
-			if i > 0 && a == prev.a && b == prev.b {
-				cid[i] = prevID
-				continue
+			id := prevID
+			if i == 0 || a != prev.a || b != prev.b {
+				k := clusterKey{a, b}
+				var ok bool
+				if id, ok = ids[k]; !ok {
+					id = uint32(len(uniq))
+					ids[k] = id
+					uniq = append(uniq, k)
+				}
+				prev, prevID = k, id
 			}
-			k := clusterKey{a, b}
-			id, ok := ids[k]
-			if !ok {
-				id = uint32(len(uniq))
-				ids[k] = id
-				uniq = append(uniq, k)
+			cid[i] = id
+			if bySeries != nil {
+				bySeries[s] = id
 			}
-			cid[i], prev, prevID = id, k, id
 		}
 		nclusters = len(uniq)
 		idx := make([]uint32, nclusters)

@@ -43,6 +43,9 @@ type Spec[T any] struct {
 	// and must agree with Compare. It lets the writer group rows in linear time instead of sorting
 	// them: rows arrive in time order, so each group is then already in Compare order.
 	Cluster func(*T) (string, string)
+	// SeriesOf, when set with Cluster, returns a row's interned Series: rows of one Series are of
+	// one cluster, so the writer looks up Cluster's strings once per Series, not once per row.
+	SeriesOf func(*T) *Series
 	// Refine, when set, reorders the rows of one cluster instead of Compare: idx holds their
 	// indexes in rows, in the order they were added. It is for order that serves compression, not
 	// readers (raw/: payloads that share leading bytes next to each other), so SortedBy names only
@@ -125,6 +128,7 @@ func ReadingsSpec() Spec[Reading] {
 		},
 		SortedBy: []string{"sensor_id", "metric", "ts"},
 		Cluster:  func(r *Reading) (string, string) { return r.Series.SensorID, r.Series.Metric },
+		SeriesOf: func(r *Reading) *Series { return r.Series },
 		Seq:      func(r *Reading) int64 { return r.IngestID },
 		// The Series is shared by the readings of a sensor's metric: not counted per row.
 		Size: func(r *Reading) int64 { return int64(unsafe.Sizeof(*r)) },
