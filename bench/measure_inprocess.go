@@ -204,7 +204,8 @@ func profileSummary(prof string) string {
 
 // stageBusy reads the stage split of a profile summary (pprof -tags lines such as
 // "3.01s (63.24%): decoder") and says how much of one core each stage kept busy over the run: a
-// stage is one goroutine, so one near 100% sets the pace.
+// stage's label covers its runner's goroutine and those it starts (the decoder's decode pool, the
+// commits, a file's row-group encoders), so a share can pass 100%.
 func stageBusy(summary string, elapsed time.Duration) string {
 	var parts []string
 	for _, m := range tagLine.FindAllStringSubmatch(summary, -1) {
@@ -218,7 +219,9 @@ func stageBusy(summary string, elapsed time.Duration) string {
 		return ""
 	}
 	return "Each stage's CPU time as a share of one core over the run's wall time: " + strings.Join(parts, ", ") +
-		". A stage runs on one goroutine, so one near 100% sets the pace of the whole pipeline."
+		fmt.Sprintf(". A stage's share covers its runner's goroutine and the goroutines it starts (the decoder's decode pool, "+
+			"its commits, the row-group encoders of a file), so it can pass 100%%; all %d processors are %d%%.",
+			runtime.GOMAXPROCS(0), 100*runtime.GOMAXPROCS(0))
 }
 
 // tagLine is one line of `go tool pprof -tags`: "  240ms ( 5.04%): wal".
