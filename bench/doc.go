@@ -29,7 +29,8 @@
 //   - inprocess: no network. Messages from the simulator's Generator are encoded as envelopes before
 //     the clock starts; then they are appended to a real WAL (fsync on) with AppendAsync in batches of
 //     1,024 while the archiver and decoder stages run on it, writing a file:// lake with the default
-//     lake settings; the clock stops when both have committed everything. One more run is profiled
+//     lake settings; the clock stops when both have committed everything. A first run, before the
+//     measured ones, is reported on its own row: its heap grows from nothing. One more run is profiled
 //     with CPU samples labelled by stage (pprof labels on the runner and WAL goroutines), and the
 //     profile's split by stage and its top functions go into RESULTS.md.
 //   - freshness: publish → visible in SQL. The simulator publishes each of 200 sensors once a second

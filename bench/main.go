@@ -41,7 +41,7 @@ type plan struct {
 func fullPlan(runs int, kinds []string) plan {
 	return plan{
 		broker:    brokerPlan{kinds: kinds, n: [2]int64{300_000, 150_000}, runs: runs, conns: 4, fleet: 10_000},
-		inprocess: inprocessPlan{n: 2_000_000, fleet: 10_000, runs: runs, profile: true},
+		inprocess: inprocessPlan{n: 2_000_000, fleet: 10_000, runs: runs, warmup: true, profile: true},
 		storage:   storagePlan{cases: []storageCase{{100, 20}, {1000, 10}, {10_000, 3}}, runs: runs},
 		memory:    memoryPlan{fleets: []int{10_000, 100_000}, duration: 40 * time.Second, conns: 32, runs: min(runs, 2)},
 		freshness: freshnessPlan{fleet: 200, duration: 10 * time.Second, warmup: 3 * time.Second, poll: 20 * time.Millisecond, runs: runs},
