@@ -74,11 +74,11 @@ func (a *Archiver) Process(ctx context.Context, recs []slog2.Record) error {
 	}
 	if a.spool > 0 && a.raw.Unspooled() >= a.spool {
 		// The rows become a compressed row group of the next commit's file; the payload copies
-		// they referenced are free to go.
+		// they referenced are free, and their chunks hold the next ones.
 		if err := a.raw.Spool(); err != nil {
 			return fmt.Errorf("archiver: %w", err)
 		}
-		a.arena.reset()
+		a.arena.recycle()
 	}
 	return nil
 }
