@@ -29,13 +29,7 @@ func TestSealedBatchCommit(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()
-			lk, _ := lakeKinds[1].open(t)
-			fs := &faultStore{Store: lk.store}
-			lk.store = fs
-			w, err := NewWriter(ctx, lk, ReadingsSpec(), testConfig())
-			if err != nil {
-				t.Fatal(err)
-			}
+			lk, fs, w := faultWriter(t, lakeKinds[1], ReadingsSpec(), testConfig())
 			rows := testReadings(1000)
 			for _, r := range rows[:600] {
 				w.Add(r)
@@ -144,13 +138,7 @@ func TestBatchPrepare(t *testing.T) {
 	ctx := context.Background()
 	for _, failPrepare := range []bool{false, true} {
 		t.Run(fmt.Sprintf("prepare fails %v", failPrepare), func(t *testing.T) {
-			lk, _ := lakeKinds[1].open(t)
-			fs := &faultStore{Store: lk.store}
-			lk.store = fs
-			w, err := NewWriter(ctx, lk, ReadingsSpec(), testConfig())
-			if err != nil {
-				t.Fatal(err)
-			}
+			lk, fs, w := faultWriter(t, lakeKinds[1], ReadingsSpec(), testConfig())
 			for _, r := range testReadings(1000) {
 				w.Add(r)
 			}

@@ -16,6 +16,20 @@ import (
 	"github.com/sluice-project/sluice/internal/lake/delta"
 )
 
+// faultWriter opens a lake of kind k whose store fails as the returned faultStore is set to, and
+// a Writer of spec on it.
+func faultWriter[T any](t *testing.T, k lakeKind, spec Spec[T], cfg Config) (*Lake, *faultStore, *Writer[T]) {
+	t.Helper()
+	lk, _ := k.open(t)
+	fs := &faultStore{Store: lk.store}
+	lk.store = fs
+	w, err := NewWriter(context.Background(), lk, spec, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lk, fs, w
+}
+
 // faultStore injects failures into a lake's store.
 type faultStore struct {
 	delta.Store
@@ -109,13 +123,7 @@ func TestCommitFailureKeepsRowsAndRetryCommitsOnce(t *testing.T) {
 		for _, c := range cases {
 			t.Run(k.name+"/"+c.name, func(t *testing.T) {
 				ctx := context.Background()
-				lk, _ := k.open(t)
-				fs := &faultStore{Store: lk.store}
-				lk.store = fs
-				w, err := NewWriter(ctx, lk, ReadingsSpec(), testConfig())
-				if err != nil {
-					t.Fatal(err)
-				}
+				lk, fs, w := faultWriter(t, k, ReadingsSpec(), testConfig())
 				rows := testReadings(500)
 				for _, r := range rows {
 					w.Add(r)

@@ -41,13 +41,7 @@ func TestSpooledBatchCommit(t *testing.T) {
 		for _, k := range lakeKinds {
 			t.Run(c.name+"/"+k.name, func(t *testing.T) {
 				ctx := context.Background()
-				lk, _ := k.open(t)
-				fs := &faultStore{Store: lk.store}
-				lk.store = fs
-				w, err := NewWriter(ctx, lk, RawSpec(), testConfig())
-				if err != nil {
-					t.Fatal(err)
-				}
+				lk, fs, w := faultWriter(t, k, RawSpec(), testConfig())
 				const n = 3000
 				rows := spoolRows(n)
 				var estimate int64
