@@ -171,14 +171,10 @@ func writeGroups[T any](out rowWriter[T], enc encoding[T], opts []parquet.Writer
 		err  error
 	}
 	runs := make([]run, workers)
-	done := make([]chan struct{}, workers)
 	opts = append(slices.Clip(opts), parquet.WriteBufferSize(0))
 	var wg sync.WaitGroup
-	defer wg.Wait() // the encoders read rows: none may outlive the call
 	for r := range runs {
-		done[r] = make(chan struct{})
 		wg.Go(func() {
-			defer close(done[r])
 			a, b := r*groups/workers*per, min((r+1)*groups/workers*per, n)
 			var buf bytes.Buffer
 			pw := enc.writer(&buf, opts)
@@ -194,8 +190,8 @@ func writeGroups[T any](out rowWriter[T], enc encoding[T], opts []parquet.Writer
 			runs[r].data, runs[r].err = buf.Bytes(), err
 		})
 	}
+	wg.Wait() // assembling is a copy of compressed bytes: nothing to gain from starting it earlier
 	for r := range runs {
-		<-done[r]
 		if err := runs[r].err; err != nil {
 			return fmt.Errorf("row groups %d/%d: %w", r+1, workers, err)
 		}
@@ -209,7 +205,7 @@ func writeGroups[T any](out rowWriter[T], enc encoding[T], opts []parquet.Writer
 				return fmt.Errorf("row groups %d/%d: %w", r+1, workers, err)
 			}
 		}
-		runs[r].data = nil
+		runs[r].data = nil // the file has its copy
 	}
 	return nil
 }

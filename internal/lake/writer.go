@@ -139,11 +139,21 @@ func (w *Writer[T]) Buffered() (rows int, bytes int64, oldest time.Time) {
 // TxnVersion reads the commits made since it last looked (by any writer) and returns the latest txn
 // version of appID; ok is false when the table holds none.
 func (w *Writer[T]) TxnVersion(ctx context.Context, appID string) (version int64, ok bool, err error) {
-	if _, err := w.table.Update(ctx); err != nil {
+	st, ok, err := w.loggedTxn(ctx, appID)
+	if err != nil {
 		return 0, false, fmt.Errorf("lake %s: txn version of %s: %w", w.spec.Name, appID, err)
 	}
-	st, ok := w.table.Snapshot().Txn(appID)
 	return st.Version, ok, nil
+}
+
+// loggedTxn reads the commits made since it last looked (by any writer) and returns appID's txn in
+// the log; ok is false when the table holds none.
+func (w *Writer[T]) loggedTxn(ctx context.Context, appID string) (delta.TxnState, bool, error) {
+	if _, err := w.table.Update(ctx); err != nil {
+		return delta.TxnState{}, false, err
+	}
+	st, ok := w.table.Snapshot().Txn(appID)
+	return st, ok, nil
 }
 
 // Commit makes every buffered row part of the table, together with the txn (appID, version), in one
@@ -270,10 +280,9 @@ func (b *Batch[T]) Prepare(ctx context.Context, appID string, version int64) err
 	if b.done || b.err != nil || b.pending.ok {
 		return nil // Commit returns b.err
 	}
-	if _, err := b.w.table.Update(ctx); err != nil {
+	if st, ok, err := b.w.loggedTxn(ctx, appID); err != nil {
 		return fmt.Errorf("lake %s: write files: %w", b.w.spec.Name, err)
-	}
-	if st, ok := b.w.table.Snapshot().Txn(appID); ok && st.Version >= version {
+	} else if ok && st.Version >= version {
 		return nil
 	}
 	adds, err := b.write(ctx, b.w.now().UnixMilli())
@@ -314,10 +323,11 @@ func (w *Writer[T]) commitRows(ctx context.Context, n int, write writeFunc, fs *
 }
 
 func (w *Writer[T]) commit(ctx context.Context, n int, write writeFunc, fs *files, appID string, version int64) (int64, error) {
-	if _, err := w.table.Update(ctx); err != nil {
+	st, ok, err := w.loggedTxn(ctx, appID)
+	if err != nil {
 		return -1, err
 	}
-	if st, ok := w.table.Snapshot().Txn(appID); ok && st.Version >= version {
+	if ok && st.Version >= version {
 		if n > 0 {
 			w.lk.logger.Info("lake commit already in the log; dropping the buffered rows as a repeat",
 				"table", w.spec.Name, "app_id", appID, "version", version, "logged_version", st.Version, "table_version", st.CommitVersion, "rows", n)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -281,13 +282,10 @@ func (d *Decoder) Seal(p int32, last int64) CommitFunc {
 	return func(ctx context.Context) error {
 		// readings/ files are written while the minutes are computed and quarantine/ and readings_1m/
 		// committed: the commits stay in order, the work of writing them does not wait.
-		prepared := make(chan error, 1)
-		go func() { prepared <- rb.Prepare(ctx, app, last) }()
-		defer func() {
-			if prepared != nil {
-				<-prepared // the files are written from rb's rows: never past the return
-			}
-		}()
+		var prepare sync.WaitGroup
+		var prepareErr error
+		prepare.Go(func() { prepareErr = rb.Prepare(ctx, app, last) })
+		defer prepare.Wait() // the files are written from rb's rows: never past the return
 		if qb != nil {
 			if _, err := qb.Commit(ctx, app, last); err != nil { // a no-op once it succeeded
 				return fmt.Errorf("decoder commit quarantine up to offset %d: %w", last, err)
@@ -301,10 +299,8 @@ func (d *Decoder) Seal(p int32, last int64) CommitFunc {
 				return fmt.Errorf("decoder commit readings_1m up to offset %d: %w", last, err)
 			}
 		}
-		err := <-prepared
-		prepared = nil
-		if err != nil {
-			return fmt.Errorf("decoder commit readings up to offset %d: %w", last, err)
+		if prepare.Wait(); prepareErr != nil {
+			return fmt.Errorf("decoder commit readings up to offset %d: %w", last, prepareErr)
 		}
 		if _, err := rb.Commit(ctx, app, last); err != nil {
 			return fmt.Errorf("decoder commit readings up to offset %d: %w", last, err)
