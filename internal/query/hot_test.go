@@ -2,8 +2,10 @@ package query
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -272,5 +274,64 @@ func TestHotRowsReadAsCommitted(t *testing.T) {
 		if r[0] != want[i] || r[1].(int64) != rows[i].TS {
 			t.Fatalf("row %d: date %v, ts %v; want %s and %d", i, r[0], r[1], want[i], rows[i].TS)
 		}
+	}
+}
+
+// TestHotFeedChunks: a flush of several DuckDB chunks (2,048 rows each) and a partial one reaches
+// hot_rows whole, every column of every row where it belongs; a smaller flush after it reuses the
+// columns and adds exactly its own rows.
+func TestHotFeedChunks(t *testing.T) {
+	_, u := testkit.TempLake(t)
+	e := openEngine(t, u, testConfig(), WithHotReadings(decoderAppID))
+	for k, n := range []int{2*2048 + 7, 300} {
+		rows := testkit.Readings(n, 13, day0, 1_000_000, int64(k+1)*1_000_000)
+		before := count(t, e, "SELECT count(*) FROM "+hotRowsTable)
+		e.AddReadings(0, rows)
+		e.hot.writeMu.Lock()
+		err := e.hot.flushLocked()
+		e.hot.writeMu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := count(t, e, "SELECT count(*) FROM "+hotRowsTable); got != before+int64(n) {
+			t.Fatalf("after a flush of %d: %d hot rows, want %d", n, got, before+int64(n))
+		}
+		for _, i := range []int{0, 1, 2047, 2048, 4095, 4096, n - 1} {
+			if i >= n {
+				continue
+			}
+			r := rows[i]
+			got := rowsOf(t, e, "SELECT sensor_id, epoch_us(ts), value, epoch_us(received_at) FROM "+hotTableName+" WHERE ingest_id = ?", r.IngestID)
+			want := []any{r.Series.SensorID, r.TS, r.Value, r.ReceivedAt}
+			if len(got) != 1 || fmt.Sprint(got[0]) != fmt.Sprint(want) {
+				t.Fatalf("flush of %d, row %d (ingest_id %d): %v, want one row %v", n, i, r.IngestID, got, want)
+			}
+		}
+	}
+}
+
+// TestHotFeedRefusesQueries: the feed function answers only the flush under way; a query calling it,
+// with any key, gets an error and no rows.
+func TestHotFeedRefusesQueries(t *testing.T) {
+	_, u := testkit.TempLake(t)
+	e := openEngine(t, u, testConfig(), WithHotReadings(decoderAppID))
+	e.AddReadings(0, testkit.Readings(10, 2, day0, 1_000_000, 0))
+	testkit.Eventually(t, 2*time.Second, func() bool { return count(t, e, "SELECT count(*) FROM readings") == 10 }, "hot rows never became visible")
+	for _, q := range []string{"SELECT * FROM " + hotFeedFunction + "(0)", "SELECT * FROM " + hotFeedFunction + "(1)"} {
+		rows, err := tryRows(e, q)
+		if err == nil || !strings.Contains(err.Error(), "sluice's own") {
+			t.Fatalf("%s: rows %v, error %v; want the feed's refusal", q, rows, err)
+		}
+	}
+	// While a flush is under way only its key binds.
+	f := e.hot.feed
+	f.mu.Lock()
+	f.key = 42
+	f.mu.Unlock()
+	if _, err := f.bind(nil, int64(41)); !errors.Is(err, errNoHotFeed) {
+		t.Fatalf("bind with another key: %v, want errNoHotFeed", err)
+	}
+	if _, err := f.bind(nil, int64(42)); err != nil {
+		t.Fatalf("bind with the flush's key: %v", err)
 	}
 }
