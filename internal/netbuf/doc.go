@@ -1,8 +1,9 @@
 // Package netbuf owns one thing: a net.Conn wrapper (Conn) that buffers reads and coalesces writes,
 // for the MQTT client libraries sluice uses, which make a system call per packet written and several
 // per packet read. It knows nothing of MQTT; the MQTT source (internal/source/mqtt) and the simulator
-// (internal/simulate) hand it to paho.mqtt.golang (as the connection an OpenConnectionFunc returns)
-// and to paho.golang (as ClientConfig.Conn).
+// (internal/simulate) hand it to paho.mqtt.golang (as the connection an OpenConnectionFunc returns:
+// the simulator) and to paho.golang (as ClientConfig.Conn), and the source's own MQTT 3.1.1 loop reads
+// and writes through it.
 //
 // # Why
 //

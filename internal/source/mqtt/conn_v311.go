@@ -2,72 +2,203 @@ package mqtt
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
-	"net/url"
+	"sync"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 )
 
-// disconnectQuiesce bounds how long a graceful MQTT 3.1.1 disconnect waits for the DISCONNECT packet
-// (and the acknowledgements queued before it) to be written.
-const disconnectQuiesce = 2 * time.Second
-
-// v311Conn is one MQTT 3.1.1 connection made with paho.mqtt.golang. Each connection is its own client
-// (auto-reconnect off): Run reconnects, so a message's Ack can only ever reach the connection that
-// received it (paho drops acks issued after its connection stopped).
+// v311Conn is one MQTT 3.1.1 connection. The session loop is sluice's own (see doc.go, "Libraries,
+// and what is written here"); the packets are encoded and decoded by paho.mqtt.golang's packets
+// package. One reader goroutine reads every packet and hands each PUBLISH to the session in arrival
+// order, on its own goroutine: no channel and no other goroutine between the socket and the log. A
+// pinger goroutine sends PINGREQ every keep-alive and drops the connection when no PINGRESP came
+// back within pingTimeout. Writes (CONNECT, SUBSCRIBE, PINGREQ, DISCONNECT, and the acker's
+// PUBACKs) are one Write each on the netbuf connection, which keeps them whole.
 type v311Conn struct {
-	c paho.Client
+	nc        net.Conn
+	ss        *session
+	keepAlive time.Duration
+
+	mu      sync.Mutex
+	nextID  uint16                                // the last packet identifier used by a SUBSCRIBE
+	subacks map[uint16]chan *packets.SubackPacket // SUBSCRIBEs waiting for their SUBACK
+
+	pong      chan struct{} // cap 1: a PINGRESP arrived
+	closed    chan struct{} // closed by disconnect: stop the pinger
+	closeOnce sync.Once
+	done      sync.WaitGroup // the reader and the pinger
 }
 
-func (s *Source) openV311(ctx context.Context, ss *session) (conn, error) {
-	o := paho.NewClientOptions()
-	o.AddBroker(s.url.String()) // only used to name the server: the connection comes from s.dial
-	o.SetClientID(s.cfg.ClientID)
-	o.SetProtocolVersion(4) // 3.1.1 exactly, no fallback to 3.1
-	o.SetCleanSession(false)
-	o.SetAutoReconnect(false)
-	o.SetConnectRetry(false)
-	o.SetResumeSubs(false)
-	o.SetAutoAckDisabled(true)
-	o.SetOrderMatters(true) // one delivery goroutine, in arrival order
-	o.SetKeepAlive(s.cfg.KeepAlive)
-	o.SetPingTimeout(pingTimeout(s.cfg.KeepAlive))
-	o.SetConnectTimeout(s.cfg.ConnectTimeout)
-	o.SetUsername(s.cfg.Username)
-	o.SetPassword(s.cfg.Password)
-	// No routes: subscriptions are made without callbacks, so every message (including the redeliveries
-	// that arrive right after CONNACK, before any SUBSCRIBE) goes to this one handler, exactly once.
-	o.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
-		ss.handle(m.Topic(), m.Payload(), m.Qos(), m.MessageID())
-	})
-	o.SetConnectionLostHandler(func(_ paho.Client, err error) { ss.lose(err) })
-	o.SetStore(noStore{}) // see noStore
-	o.SetCustomOpenConnectionFn(func(*url.URL, paho.ClientOptions) (net.Conn, error) {
-		nc, err := s.dial(ctx, ss)
-		if err == nil {
-			ss.setAcker(&pubackWriter{w: nc})
-		}
-		return nc, err
-	})
+// errPingTimeout: the broker did not answer a PINGREQ in time.
+var errPingTimeout = errors.New("no PINGRESP from the broker within the ping timeout")
 
-	c := paho.NewClient(o)
-	tok := c.Connect()
-	select {
-	case <-tok.Done():
-	case <-ctx.Done():
-		ss.closeConn() // fails the CONNACK read at once
-		<-tok.Done()
-	}
-	if err := tok.Error(); err != nil {
-		if ct, ok := tok.(*paho.ConnectToken); ok && ct.ReturnCode() != 0 && ct.ReturnCode() != packets.ErrNetworkError {
-			return nil, fmt.Errorf("broker refused the connection: return code %d (%w)", ct.ReturnCode(), err)
-		}
+func (s *Source) openV311(ctx context.Context, ss *session) (conn, error) {
+	nc, err := s.dial(ctx, ss)
+	if err != nil {
 		return nil, err
 	}
-	return &v311Conn{c: c}, nil
+	stop := context.AfterFunc(ctx, ss.closeConn) // cancelling ctx fails the CONNACK read at once
+	defer stop()
+	cp := packets.NewControlPacket(packets.Connect).(*packets.ConnectPacket)
+	cp.ProtocolName, cp.ProtocolVersion = "MQTT", 4 // 3.1.1 exactly, no fallback to 3.1
+	cp.ClientIdentifier = s.cfg.ClientID
+	cp.CleanSession = false
+	cp.Keepalive = uint16(s.cfg.KeepAlive / time.Second)
+	if s.cfg.Username != "" {
+		cp.UsernameFlag, cp.Username = true, s.cfg.Username
+		if s.cfg.Password != "" {
+			cp.PasswordFlag, cp.Password = true, []byte(s.cfg.Password)
+		}
+	}
+	if err := writePacket(nc, cp); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("CONNECT: %w", err)
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(s.cfg.ConnectTimeout))
+	p, err := packets.ReadPacket(nc)
+	if err != nil {
+		nc.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("no CONNACK: %w", err)
+	}
+	ca, ok := p.(*packets.ConnackPacket)
+	if !ok {
+		nc.Close()
+		return nil, fmt.Errorf("the broker answered CONNECT with %s, not CONNACK", p.String())
+	}
+	if ca.ReturnCode != packets.Accepted {
+		nc.Close()
+		return nil, fmt.Errorf("broker refused the connection: return code %d (%s)", ca.ReturnCode, returnCodeText(ca.ReturnCode))
+	}
+	_ = nc.SetReadDeadline(time.Time{})
+	// Redelivered messages may follow the CONNACK at once, before any SUBSCRIBE: the reader takes them
+	// from here on.
+	ss.setAcker(&pubackWriter{w: nc})
+	v := &v311Conn{nc: nc, ss: ss, keepAlive: s.cfg.KeepAlive, subacks: map[uint16]chan *packets.SubackPacket{},
+		pong: make(chan struct{}, 1), closed: make(chan struct{})}
+	v.done.Add(2)
+	go v.read()
+	go v.ping(pingTimeout(s.cfg.KeepAlive))
+	return v, nil
+}
+
+// returnCodeText names a refusing CONNACK return code (MQTT 3.1.1 section 3.2.2.3).
+func returnCodeText(code byte) string {
+	switch code {
+	case 1:
+		return "unacceptable protocol version"
+	case 2:
+		return "client identifier rejected"
+	case 3:
+		return "server unavailable"
+	case 4:
+		return "bad user name or password"
+	case 5:
+		return "not authorized"
+	}
+	return "not a 3.1.1 return code"
+}
+
+// writePacket encodes p and writes it with one Write.
+func writePacket(nc net.Conn, p packets.ControlPacket) error {
+	var b packetBuf
+	if err := p.Write(&b); err != nil {
+		return err
+	}
+	_, err := nc.Write(b)
+	return err
+}
+
+// packetBuf collects a packet's encoding (packets' Write makes several writes per packet).
+type packetBuf []byte
+
+func (b *packetBuf) Write(p []byte) (int, error) {
+	*b = append(*b, p...)
+	return len(p), nil
+}
+
+// read hands every PUBLISH to the session until the connection fails, then reports the loss.
+func (v *v311Conn) read() {
+	defer v.done.Done()
+	for {
+		p, err := packets.ReadPacket(v.nc)
+		if err != nil {
+			v.ss.lose(err)
+			return
+		}
+		switch p := p.(type) {
+		case *packets.PublishPacket:
+			v.ss.handle(p.TopicName, p.Payload, p.Qos, p.MessageID)
+		case *packets.SubackPacket:
+			v.mu.Lock()
+			ch := v.subacks[p.MessageID]
+			delete(v.subacks, p.MessageID)
+			v.mu.Unlock()
+			if ch != nil {
+				ch <- p
+			}
+		case *packets.PingrespPacket:
+			select {
+			case v.pong <- struct{}{}:
+			default:
+			}
+		case *packets.PubrelPacket:
+			// Only for QoS 2, which sluice never subscribes at: a broker sending it breaks the protocol.
+			v.ss.lose(fmt.Errorf("the broker sent %s, which a QoS 0/1 subscriber never gets", p.String()))
+			_ = v.nc.Close()
+			return
+		default:
+			// UNSUBACK, PUBACK and the like answer packets this client never sends: ignored.
+		}
+	}
+}
+
+// ping sends PINGREQ every keep-alive and drops the connection when no PINGRESP comes back within
+// timeout.
+func (v *v311Conn) ping(timeout time.Duration) {
+	defer v.done.Done()
+	if v.keepAlive <= 0 {
+		return
+	}
+	t := time.NewTicker(v.keepAlive)
+	defer t.Stop()
+	for {
+		select {
+		case <-v.closed:
+			return
+		case <-v.ss.down:
+			return
+		case <-t.C:
+		}
+		select { // a PINGRESP left over from an earlier ping does not count
+		case <-v.pong:
+		default:
+		}
+		if _, err := v.nc.Write([]byte{packets.Pingreq << 4, 0}); err != nil {
+			return // the reader reports the loss
+		}
+		wait := time.NewTimer(timeout)
+		select {
+		case <-v.pong:
+			wait.Stop()
+		case <-v.closed:
+			wait.Stop()
+			return
+		case <-v.ss.down:
+			wait.Stop()
+			return
+		case <-wait.C:
+			v.ss.lose(errPingTimeout)
+			_ = v.nc.Close()
+			return
+		}
+	}
 }
 
 // pingTimeout is how long to wait for a PINGRESP: half the keep-alive, within 1s-10s.
@@ -76,51 +207,58 @@ func pingTimeout(keepAlive time.Duration) time.Duration {
 }
 
 func (v *v311Conn) subscribe(ctx context.Context, filters []string, qos byte) error {
-	m := make(map[string]byte, len(filters))
-	for _, f := range filters {
-		m[f] = qos
+	sp := packets.NewControlPacket(packets.Subscribe).(*packets.SubscribePacket)
+	sp.Topics = filters
+	sp.Qoss = make([]byte, len(filters))
+	for i := range sp.Qoss {
+		sp.Qoss[i] = qos
 	}
-	tok := v.c.SubscribeMultiple(m, nil)
+	ch := make(chan *packets.SubackPacket, 1)
+	v.mu.Lock()
+	v.nextID++ // a repeated SUBSCRIBE (errSubscribeRetry) takes a new identifier
+	if v.nextID == 0 {
+		v.nextID = 1
+	}
+	sp.MessageID = v.nextID
+	v.subacks[sp.MessageID] = ch
+	v.mu.Unlock()
+	defer func() {
+		v.mu.Lock()
+		delete(v.subacks, sp.MessageID)
+		v.mu.Unlock()
+	}()
+	if err := writePacket(v.nc, sp); err != nil {
+		return fmt.Errorf("SUBSCRIBE: %w", err)
+	}
+	var sa *packets.SubackPacket
 	select {
-	case <-tok.Done():
+	case sa = <-ch:
 	case <-ctx.Done():
 		return fmt.Errorf("no SUBACK: %w", ctx.Err())
+	case <-v.ss.down:
+		down, _ := v.ss.errs()
+		return fmt.Errorf("no SUBACK: %w", down)
 	}
-	if err := tok.Error(); err != nil {
-		return err
+	if len(sa.ReturnCodes) != len(filters) {
+		return fmt.Errorf("SUBACK has %d return codes for %d filters", len(sa.ReturnCodes), len(filters))
 	}
-	st, ok := tok.(*paho.SubscribeToken)
-	if !ok {
-		return nil
-	}
-	for f, granted := range st.Result() {
+	for i, granted := range sa.ReturnCodes {
 		if granted == 0x80 {
 			// 3.1.1 has one failure code: not authorised, or mochi's identifier clash (errSubscribeRetry).
-			return fmt.Errorf("%w: the broker refused the subscription to %q (not authorised?)", errSubscribeRetry, f)
+			return fmt.Errorf("%w: the broker refused the subscription to %q (not authorised?)", errSubscribeRetry, filters[i])
 		}
 	}
 	return nil
 }
 
 func (v *v311Conn) disconnect() {
-	// Disconnect sends DISCONNECT, waits for it to be handed to the connection up to the quiesce time,
-	// then stops paho's goroutines; closing the connection flushes what it holds, PUBACKs written
-	// before (by the session's acker, which the caller has waited for) and then DISCONNECT. 3.1.1 has
-	// no session expiry on DISCONNECT: the session stays. On a lost connection it returns at once.
-	v.c.Disconnect(uint(disconnectQuiesce / time.Millisecond))
+	// DISCONNECT goes behind the PUBACKs the acker wrote before (the caller has waited for it);
+	// closing the netbuf connection flushes both, waiting at most its CloseFlush. 3.1.1 has no session
+	// expiry on DISCONNECT: the session stays. On a lost connection the write fails at once.
+	v.closeOnce.Do(func() {
+		close(v.closed)
+		_, _ = v.nc.Write([]byte{packets.Disconnect << 4, 0})
+		_ = v.nc.Close()
+	})
+	v.done.Wait()
 }
-
-// noStore is paho.mqtt.golang's Store for the source's clients: it keeps nothing. paho keeps each
-// received QoS 1 PUBLISH in its store until the PUBACK goes through its Ack (which pubackWriter
-// replaces), so that a client reconnecting by itself can resume; the source's clients never reconnect
-// (a connection is one client, see doc.go), the session lives at the broker, and its own store would
-// only cost a formatted key, a map insert and a lock per message.
-type noStore struct{}
-
-func (noStore) Open()                             {}
-func (noStore) Put(string, packets.ControlPacket) {}
-func (noStore) Get(string) packets.ControlPacket  { return nil }
-func (noStore) All() []string                     { return nil }
-func (noStore) Del(string)                        {}
-func (noStore) Close()                            {}
-func (noStore) Reset()                            {}

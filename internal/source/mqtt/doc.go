@@ -53,11 +53,17 @@
 // 30-42µs through Mosquitto and 36µs through the embedded broker, a quarter of it fdatasyncs (one per
 // ~20 messages, back to back; see wal.commit_interval, which cuts it).
 //
+// Since MQTT 3.1.1 is read by sluice's own loop (v311Conn) instead of paho.mqtt.golang's client,
+// sluice's CPU per message in the same measurement, old and new binaries alternated twice on a slower
+// machine (AMD EPYC, 2 cores, where Mosquitto itself costs 3x the figures above): QoS 0 21.4 and 26.6
+// → 18.9 and 16.8 µs, QoS 1 32.3 and 40.3 → 27.9 and 32.1 µs.
+//
 // # Goroutines
 //
 // Run owns the connection loop and runs on the caller's goroutine: connect (dial, CONNECT, SUBSCRIBE),
 // serve, and on an error back off and reconnect. Per connection there is a session (session.go): the
-// client library's delivery goroutine calls handle for each message in arrival order (encode, queue,
+// connection's reader (MQTT 3.1.1: v311Conn's; MQTT 5: paho.golang's delivery goroutine) calls handle
+// for each message in arrival order (encode, queue,
 // AppendAsync); the log calls each message's done callback on its goroutine, which only records the
 // outcome and wakes the acker; the acker goroutine takes finished messages from the head of the queue
 // and writes their PUBACKs in order, those of one wake-up with one Write; package netbuf's flusher
@@ -68,10 +74,16 @@
 //
 // # Libraries, and what is written here
 //
-// Neither Paho library speaks both versions: MQTT 3.1.1 goes through github.com/eclipse/paho.mqtt.golang
-// (SetAutoAckDisabled, and a Store that keeps nothing: noStore), MQTT 5 through
-// github.com/eclipse/paho.golang's paho.Client (with its in-memory session state, whose Ack does
-// nothing: v5Session). Both are used one client per connection with their own reconnection off, and
+// MQTT 3.1.1 is spoken by v311Conn (conn_v311.go): the packets are encoded and decoded by
+// github.com/eclipse/paho.mqtt.golang's packets package, and the session loop around them (CONNECT,
+// SUBSCRIBE, a reader goroutine that hands each PUBLISH to the session, PINGREQ every keep-alive) is
+// sluice's own, because paho.mqtt.golang's client passes every message through three goroutines and
+// their channels (reader, router, delivery), which cost more CPU than the rest of the source: 6.2-6.8
+// µs a QoS 1 message where the same packets read by one goroutine took 1.5-1.8 µs (a test server
+// sending 400,000 pre-encoded PUBLISH packets over loopback TCP to each, netbuf under both, process
+// CPU per message with the server's share included; AMD EPYC, 2 cores, 2026-12-03). MQTT 5 goes
+// through github.com/eclipse/paho.golang's paho.Client (with its in-memory session state, whose Ack
+// does nothing: v5Session). Each connection is its own client, with no reconnection of its own, and
 // sluice's loop reconnects, because:
 //
 //   - an ack must reach the connection that received the message. A PUBACK written to a later
@@ -81,13 +93,12 @@
 //   - an append failure must drop the connection; autopaho has no way to do that but a test hook;
 //   - shutdown must send the acks of what was appended before DISCONNECT; autopaho disconnects at once.
 //
-// The PUBACKs are written by the source (pubackWriter), not through the libraries' acknowledgement
-// calls, which cost more CPU per message than the rest of the source: paho.mqtt.golang's Message.Ack
-// passes each PUBACK through its store and two goroutines to its own write(2); paho.golang's manual
-// acknowledgement scans a list of every message in flight on each message and each Ack and sends from
-// a ticker. A PUBACK is 4 bytes (0x40, 2, packet id) in both versions; it shares the connection with
-// the library's writes safely because each library packet is one Write (paho.golang's through its
-// packets.ThreadSafeConn lock, which the PUBACKs take too) and package netbuf keeps Writes whole.
+// The PUBACKs are written by the source (pubackWriter) in both versions, not through paho.golang's
+// acknowledgement calls: its manual acknowledgement scans a list of every message in flight on each
+// message and each Ack and sends from a ticker. A PUBACK is 4 bytes (0x40, 2, packet id) in both
+// versions; it shares the connection with the other writes safely because each packet is one Write
+// (paho.golang's through its packets.ThreadSafeConn lock, which the PUBACKs take too) and package
+// netbuf keeps Writes whole.
 //
 // # Brokers
 //
@@ -102,6 +113,7 @@
 // Written by hand: the network dial (TCP, TLS, websocket) so that cancelling Run aborts a connection
 // attempt at once, which needs a websocket-to-net.Conn adapter over gorilla/websocket (neither Paho
 // library exports a dialer that takes a context); the in-order ack queue, because a log done callback
-// must not block and a write to the connection can (netbuf's backpressure); and the PUBACK packets, for
-// the CPU cost above. The connection's buffering is package netbuf's.
+// must not block and a write to the connection can (netbuf's backpressure); the PUBACK packets, and the
+// MQTT 3.1.1 session loop (not its packet codec), for the CPU costs above. The connection's buffering
+// is package netbuf's.
 package mqtt

@@ -27,9 +27,10 @@ type acker interface {
 // PUBACK through a sync.Once, its store, two goroutines and a packet encoder to its own write(2) (8%
 // of the source's CPU with package netbuf under the connection, 12% without); paho.golang's manual
 // acknowledgement scans a list of every message in flight on each message and each Ack and sends from
-// a 2ms ticker (see v5Session). The libraries' writers and this one share the connection safely:
-// paho.mqtt.golang writes each packet with one Write, paho.golang's connection is wrapped in its
-// packets.ThreadSafeConn (w is that wrapper), and package netbuf keeps every Write whole and in order.
+// a 2ms ticker (see v5Session). (MQTT 3.1.1 no longer goes through paho.mqtt.golang's client at all:
+// v311Conn.) The other writers and this one share the connection safely: v311Conn writes each packet
+// with one Write, paho.golang's connection is wrapped in its packets.ThreadSafeConn (w is that
+// wrapper), and package netbuf keeps every Write whole and in order.
 // Only the session's acker goroutine calls ack.
 type pubackWriter struct {
 	w   io.Writer

@@ -165,11 +165,11 @@ func TestUsernamePassword(t *testing.T) {
 				t.Run("wrong password", func(t *testing.T) {
 					cfg := testConfig(url, "sluice-auth-bad", proto)
 					cfg.Username, cfg.Password = "sluice", "wrong"
-					refused(t, cfg, "broker refused the connection: return code 5 (not Authorized)", "broker refused the connection: return code 4 (bad user name or password)",
+					refused(t, cfg, "broker refused the connection: return code 5 (not authorized)", "broker refused the connection: return code 4 (bad user name or password)",
 						"broker refused the connection: reason code 0x86 (bad user name or password)", "broker refused the connection: reason code 0x87 (not authorized)")
 				})
 				t.Run("anonymous", func(t *testing.T) {
-					refused(t, testConfig(url, "sluice-auth-anon", proto), "broker refused the connection: return code 5 (not Authorized)",
+					refused(t, testConfig(url, "sluice-auth-anon", proto), "broker refused the connection: return code 5 (not authorized)",
 						"broker refused the connection: reason code 0x86 (bad user name or password)", "broker refused the connection: reason code 0x87 (not authorized)")
 				})
 			})

@@ -20,9 +20,22 @@ import (
 // wireBroker is the broker side of one MQTT connection, spoken with the client libraries' own packet
 // codecs, so a test sees exactly what the source puts on the wire.
 type wireBroker struct {
-	proto string
-	conn  net.Conn
-	r     *bufio.Reader
+	proto  string
+	conn   net.Conn
+	r      *bufio.Reader
+	onPing func() // called for each PINGREQ read
+	silent bool   // PINGREQs are not answered
+}
+
+// listenLocal listens on a free port of 127.0.0.1 until the test ends.
+func listenLocal(t *testing.T) *net.TCPListener {
+	t.Helper()
+	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
 }
 
 // acceptWire accepts one connection on ln and answers its CONNECT and SUBSCRIBE.
@@ -85,33 +98,28 @@ func (w *wireBroker) publish(t *testing.T, id uint16) {
 	w.write(t, p)
 }
 
-// read returns the next packet's type and identifier, skipping PINGREQs (answered), or "EOF".
+// read returns the next packet's type and identifier, skipping PINGREQs (answered unless silent), or
+// "EOF", or "timeout" when the connection's read deadline passes.
 func (w *wireBroker) read(t *testing.T) (string, uint16) {
 	t.Helper()
 	for {
 		if w.proto == Protocol5 {
 			p, err := v5packets.ReadPacket(w.r)
-			if errors.Is(err, io.EOF) {
-				return "EOF", 0
-			}
-			if err != nil {
-				t.Fatalf("read: %v", err)
+			if kind, done := readEnd(t, err); done {
+				return kind, 0
 			}
 			if p.Type == v5packets.PINGREQ {
-				w.write(t, v5packets.NewControlPacket(v5packets.PINGRESP))
+				w.pinged(t, v5packets.NewControlPacket(v5packets.PINGRESP))
 				continue
 			}
 			return p.PacketType(), p.PacketID()
 		}
 		p, err := v3packets.ReadPacket(w.r)
-		if errors.Is(err, io.EOF) {
-			return "EOF", 0
-		}
-		if err != nil {
-			t.Fatalf("read: %v", err)
+		if kind, done := readEnd(t, err); done {
+			return kind, 0
 		}
 		if _, ok := p.(*v3packets.PingreqPacket); ok {
-			w.write(t, v3packets.NewControlPacket(v3packets.Pingresp))
+			w.pinged(t, v3packets.NewControlPacket(v3packets.Pingresp))
 			continue
 		}
 		return packetName(p), p.Details().MessageID
@@ -119,6 +127,33 @@ func (w *wireBroker) read(t *testing.T) (string, uint16) {
 }
 
 func (w *wireBroker) next(t *testing.T) string { k, _ := w.read(t); return k }
+
+// readEnd tells what a read error means: "EOF", "timeout", or a failed test.
+func readEnd(t *testing.T, err error) (string, bool) {
+	t.Helper()
+	var ne net.Error
+	switch {
+	case err == nil:
+		return "", false
+	case errors.Is(err, io.EOF):
+		return "EOF", true
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout", true
+	}
+	t.Fatalf("read: %v", err)
+	return "", true
+}
+
+// pinged answers a PINGREQ with resp, unless silent.
+func (w *wireBroker) pinged(t *testing.T, resp any) {
+	t.Helper()
+	if w.onPing != nil {
+		w.onPing()
+	}
+	if !w.silent {
+		w.write(t, resp)
+	}
+}
 
 // packetName names the MQTT 3.1.1 packets a subscriber sends.
 func packetName(p v3packets.ControlPacket) string {
@@ -147,11 +182,7 @@ func TestPubacksOnTheWire(t *testing.T) {
 	}
 	for _, proto := range protocols {
 		t.Run("v"+proto, func(t *testing.T) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
+			ln := listenLocal(t)
 			held := &heldLog{inner: memlog.New()}
 			r := startSource(t, testConfig("mqtt://"+ln.Addr().String(), "sluice-wire", proto), held)
 			w := acceptWire(t, ln, proto)
@@ -245,6 +276,51 @@ func TestPubackWriter(t *testing.T) {
 			if fmt.Sprint(w.writes) != fmt.Sprint(tc.want) {
 				t.Fatalf("writes %x, want %x", w.writes, tc.want)
 			}
+		})
+	}
+}
+
+// TestKeepAlive, per protocol: the source sends PINGREQ every keep-alive (1s here), and a connection
+// whose broker answers them stays up; once the broker stops answering (the connection open, the
+// broker silent), the source drops it within the keep-alive and the ping timeout, and connects again.
+func TestKeepAlive(t *testing.T) {
+	for _, proto := range protocols {
+		t.Run("v"+proto, func(t *testing.T) {
+			ln := listenLocal(t)
+			cfg := testConfig("mqtt://"+ln.Addr().String(), "sluice-keepalive", proto)
+			cfg.KeepAlive = time.Second
+			r := startSource(t, cfg, memlog.New())
+			w := acceptWire(t, ln, proto)
+			r.waitReady(t)
+
+			// Answered: three keep-alives pass, every packet is a PINGREQ (read answers them) and
+			// the connection stays.
+			pings := 0
+			w.onPing = func() { pings++ }
+			w.conn.SetReadDeadline(time.Now().Add(3500 * time.Millisecond))
+			if kind, _ := w.read(t); kind != "timeout" {
+				t.Fatalf("while pings are answered: %s, want nothing but PINGREQs", kind)
+			}
+			if pings < 2 || pings > 4 {
+				t.Fatalf("%d PINGREQs in 3.5s at a 1s keep-alive, want 3", pings)
+			}
+			if got := r.reconnects(reasonConnectionLost); got != 0 {
+				t.Fatalf("%d reconnections while pings are answered", got)
+			}
+
+			// Unanswered: the source gives up on the connection and dials again.
+			w.onPing, w.silent = nil, true
+			start := time.Now()
+			ln.SetDeadline(time.Now().Add(10 * time.Second))
+			again, err := ln.Accept()
+			if err != nil {
+				t.Fatalf("no new connection after the broker went silent: %v", err)
+			}
+			again.Close()
+			if took := time.Since(start); took > 5*time.Second {
+				t.Fatalf("reconnected %v after the broker went silent, want within keep-alive + ping timeout", took)
+			}
+			testkit.Eventually(t, 5*time.Second, func() bool { return r.reconnects(reasonConnectionLost) >= 1 }, "the lost connection was not counted")
 		})
 	}
 }
