@@ -147,7 +147,11 @@ func (b *Broker) ingest(cl *mqtt.Client, pk packets.Packet) error {
 			return nil
 		}
 		ab.qos, ab.start = qos, start
-		b.log.AppendAsync(ab.entries[:], ab.done)
+		if b.lazy != nil {
+			b.lazy.AppendLazy(ab.entries[:], ab.done) // acknowledged to no one: may share a later fsync
+		} else {
+			b.log.AppendAsync(ab.entries[:], ab.done)
+		}
 		return nil
 	}
 

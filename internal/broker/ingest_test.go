@@ -16,6 +16,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/sluice-project/sluice/internal/envelope"
+	"github.com/sluice-project/sluice/internal/log/logtest"
 	"github.com/sluice-project/sluice/internal/log/memlog"
 	"github.com/sluice-project/sluice/internal/testkit"
 )
@@ -98,7 +99,8 @@ func TestIngest(t *testing.T) {
 
 func testIngest(t *testing.T, pipeline bool, version int, qosRuns []byte, n int) {
 	l := memlog.New()
-	b, reg := startBroker(t, modeConfig(pipeline), l)
+	cl := &logtest.LazyCounter{Appender: l}
+	b, reg := startBroker(t, modeConfig(pipeline), cl)
 	p := newPublisher(t, version, b.Addr().String(), "ingest")
 	var sent []message
 	var perQoS [3]int
@@ -127,6 +129,10 @@ func testIngest(t *testing.T, pipeline bool, version int, qosRuns []byte, n int)
 		if got := testutil.ToFloat64(b.m.received[q]); got != float64(n) {
 			t.Errorf("sluice_broker_messages_received_total{qos=%d} = %v, want %d", q, got, n)
 		}
+	}
+	// QoS 0 publishes are appended lazily (no one waits on them), the others not.
+	if got := cl.Lazy.Load(); got != int64(perQoS[0]) {
+		t.Errorf("%d lazy appends, want one for each of the %d QoS 0 messages", got, perQoS[0])
 	}
 	if perQoS[1] > 0 {
 		if got := histCount(t, reg, "sluice_broker_append_duration_seconds", "1"); got != uint64(perQoS[1]) {

@@ -40,6 +40,15 @@ type Appender interface {
 	AppendAsync(entries []Entry, done func(error))
 }
 
+// LazyAppender is implemented by logs that can make appends nobody waits on promptly (MQTT QoS 0
+// messages: no one acknowledges them) durable later than the others, sharing one fsync among more of
+// them (package wal: wal.lazy_commit_interval). AppendLazy is AppendAsync otherwise: done is called
+// exactly once, in append order with every other append. Callers check for it and use AppendAsync
+// when the log does not have it.
+type LazyAppender interface {
+	AppendLazy(entries []Entry, done func(error))
+}
+
 // Handler is what a consumer tells the log about its own committed state.
 type Handler interface {
 	// Assigned is called when the consumer is given a partition; it returns the next offset to read

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -199,16 +200,18 @@ func Run(t *testing.T, e Engine) {
 		}
 	})
 
+	// With AppendLazy too, when the engine has it: every third append is lazy.
 	t.Run("AppendAsyncCallsDoneInOrder", func(t *testing.T) {
 		l := e.Open(t, t.TempDir())
 		defer l.Close()
+		lazy, _ := l.(slog.LazyAppender)
 		const n = 2000
 		var mu sync.Mutex
 		var order []int
 		var wg sync.WaitGroup
 		wg.Add(n)
 		for i := 0; i < n; i++ {
-			l.AppendAsync([]slog.Entry{{Value: Value(0, i)}}, func(err error) {
+			done := func(err error) {
 				if err != nil {
 					t.Error(err)
 				}
@@ -216,7 +219,12 @@ func Run(t *testing.T, e Engine) {
 				order = append(order, i)
 				mu.Unlock()
 				wg.Done()
-			})
+			}
+			if lazy != nil && i%3 == 0 {
+				lazy.AppendLazy([]slog.Entry{{Value: Value(0, i)}}, done)
+			} else {
+				l.AppendAsync([]slog.Entry{{Value: Value(0, i)}}, done)
+			}
 		}
 		wg.Wait()
 		for i, got := range order {
@@ -312,4 +320,21 @@ func Run(t *testing.T, e Engine) {
 			}
 		}
 	})
+}
+
+// LazyCounter is an Appender with AppendLazy (forwarded to AppendAsync) that counts the asynchronous
+// appends made each way, for tests of appenders that choose between them (log.LazyAppender).
+type LazyCounter struct {
+	slog.Appender
+	Lazy, Async atomic.Int64
+}
+
+func (l *LazyCounter) AppendAsync(entries []slog.Entry, done func(error)) {
+	l.Async.Add(1)
+	l.Appender.AppendAsync(entries, done)
+}
+
+func (l *LazyCounter) AppendLazy(entries []slog.Entry, done func(error)) {
+	l.Lazy.Add(1)
+	l.Appender.AppendAsync(entries, done)
 }

@@ -26,6 +26,8 @@ type Config struct {
 
 	CommitInterval time.Duration `yaml:"commit_interval" doc:"Least time between the starts of two group commits: appends that arrive while the last commit is younger than this wait for the rest of it and share the next fdatasync, so a steady stream costs at most one fdatasync per interval instead of one per fdatasync's duration. An append after a longer pause is committed at once. Adds up to this much to the time until an append is durable (and an MQTT QoS 1 message acknowledged). 0 = commit as soon as the previous commit ends."`
 
+	LazyCommitInterval time.Duration `yaml:"lazy_commit_interval" doc:"commit_interval for appends nobody waits on (MQTT QoS 0 messages, which no one acknowledges): while only such appends are queued, a group commit waits until this long after the start of the last one, so a steady QoS 0 stream costs at most one fdatasync per interval. An append that is waited on (QoS 1) cuts the wait short, and one after a longer pause is committed at once. A crash loses at most this much of QoS 0 messages that the log received; QoS 0 allows it. 0 = as commit_interval."`
+
 	Fsync bool `yaml:"fsync" doc:"fdatasync each group commit before acknowledging its appends (default true).\nfalse: acknowledged appends survive a crash of sluice but not of the machine (power loss, kernel panic)."`
 }
 
@@ -33,10 +35,11 @@ type Config struct {
 // fsync on. Dir is left empty: the app fills it in from data_dir.
 func DefaultConfig() Config {
 	return Config{
-		SegmentSize:   64 << 20,
-		MaxSize:       4 << 30,
-		MaxBatchBytes: 4 << 20,
-		Fsync:         true,
+		SegmentSize:        64 << 20,
+		MaxSize:            4 << 30,
+		MaxBatchBytes:      4 << 20,
+		LazyCommitInterval: 2 * time.Millisecond,
+		Fsync:              true,
 	}
 }
 
@@ -53,8 +56,18 @@ func (c Config) Validate() config.Errors {
 	es.Check(c.MaxBatchBytes >= minBatchBytes, "max_batch_bytes",
 		fmt.Sprintf("%s is too small", c.MaxBatchBytes),
 		fmt.Sprintf("use at least %s, e.g. 4MiB", config.Bytes(minBatchBytes)))
+	for _, iv := range []struct {
+		key string
+		d   time.Duration
+	}{{"commit_interval", c.CommitInterval}, {"lazy_commit_interval", c.LazyCommitInterval}} {
+		es.Check(iv.d >= 0 && iv.d <= maxCommitInterval, iv.key, fmt.Sprintf("%s is out of range", iv.d),
+			fmt.Sprintf("use 0 (no wait) up to %s, e.g. 2ms", maxCommitInterval))
+	}
 	return es
 }
+
+// maxCommitInterval bounds commit_interval and lazy_commit_interval: every append waits up to that long.
+const maxCommitInterval = time.Second
 
 // maxEntry is the largest entry value that fits in one segment.
 func (c Config) maxEntry() int {

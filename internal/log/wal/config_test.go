@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluice-project/sluice/internal/config"
 )
@@ -22,6 +23,10 @@ func TestConfigValidate(t *testing.T) {
 		{"segment too large", func(c *Config) { c.SegmentSize = 2 << 30 }, "segment_size"},
 		{"max_size below two segments", func(c *Config) { c.MaxSize = 127 << 20 }, "max_size"},
 		{"batch too small", func(c *Config) { c.MaxBatchBytes = 1000 }, "max_batch_bytes"},
+		{"intervals off", func(c *Config) { c.CommitInterval, c.LazyCommitInterval = 0, 0 }, ""},
+		{"intervals at most", func(c *Config) { c.CommitInterval, c.LazyCommitInterval = time.Second, time.Second }, ""},
+		{"negative commit interval", func(c *Config) { c.CommitInterval = -time.Millisecond }, "commit_interval"},
+		{"lazy interval too long", func(c *Config) { c.LazyCommitInterval = 2 * time.Second }, "lazy_commit_interval"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -79,3 +79,72 @@ func TestCommitInterval(t *testing.T) {
 		})
 	}
 }
+
+// TestLazyCommitInterval checks wal.lazy_commit_interval: lazy appends (AppendLazy) arriving while the
+// last group commit is younger than the interval share one fdatasync after it; an append that is
+// waited on (AppendAsync) cuts the wait short for the lazy ones queued before it; a lazy append after
+// a pause, and the first one, are committed at once. (That done is called in append order, lazy or
+// not, is logtest's AppendAsyncCallsDoneInOrder.)
+func TestLazyCommitInterval(t *testing.T) {
+	const interval = 400 * time.Millisecond
+	cfg := testConfig(t.TempDir(), 1<<20)
+	cfg.CommitInterval, cfg.LazyCommitInterval = 0, interval
+	l := openT(t, cfg)
+	defer l.Close()
+	fsyncs := func() float64 {
+		var m dto.Metric
+		if err := l.m.recordsPerFsync.Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return float64(m.GetHistogram().GetSampleCount())
+	}
+	appendAll := func(first, n int, lazy bool) *sync.WaitGroup {
+		var wg sync.WaitGroup
+		for i := first; i < first+n; i++ {
+			wg.Add(1)
+			done := func(err error) {
+				if err != nil {
+					t.Error(err)
+				}
+				wg.Done()
+			}
+			if lazy {
+				l.AppendLazy([]slog2.Entry{{Value: val(i, 100)}}, done)
+			} else {
+				l.AppendAsync([]slog2.Entry{{Value: val(i, 100)}}, done)
+			}
+		}
+		return &wg
+	}
+
+	start := time.Now()
+	appendAll(0, 1, true).Wait()
+	if d := time.Since(start); d > interval/2 {
+		t.Fatalf("the first lazy append took %v: it must not wait for the interval", d)
+	}
+	appendAll(1, 50, true).Wait()
+	if d := time.Since(start); d < interval-20*time.Millisecond || d > 4*interval {
+		t.Fatalf("a burst of lazy appends was durable %v after the first commit, want about %v", d, interval)
+	}
+	if n := fsyncs(); n > 2 {
+		t.Fatalf("%v fdatasyncs for the first lazy append and the burst, want at most 2", n)
+	}
+
+	// Lazy appends queued, then one waited on: it does not wait for the lazy interval, nor do they.
+	start = time.Now()
+	lazy := appendAll(51, 20, true)
+	time.Sleep(20 * time.Millisecond)
+	appendAll(71, 1, false).Wait()
+	lazy.Wait()
+	if d := time.Since(start); d > interval/2 {
+		t.Fatalf("an append waited on, behind lazy ones, was durable after %v: it must cut the lazy wait short", d)
+	}
+
+	// After a pause longer than the interval, a lazy append is committed at once.
+	time.Sleep(interval + 50*time.Millisecond)
+	start = time.Now()
+	appendAll(72, 1, true).Wait()
+	if d := time.Since(start); d > interval/2 {
+		t.Fatalf("a lazy append after a pause took %v: it must not wait for the interval", d)
+	}
+}

@@ -72,7 +72,8 @@ type indexEntry struct {
 type request struct {
 	entries []slog2.Entry
 	bytes   int         // framed size of entries
-	done    func(error) // AppendAsync
+	done    func(error) // AppendAsync, AppendLazy
+	lazy    bool        // AppendLazy: lazy_commit_interval applies
 	ch      chan error  // Append
 	err     error       // failed before queuing (too large): reported in order
 	first   int64       // offset of entries[0], set by the writer
@@ -178,8 +179,19 @@ func (l *WAL) recycle(r *request) {
 // entries are durable or failed. After Close it runs at once, on the caller's goroutine, with
 // log.ErrClosed.
 func (l *WAL) AppendAsync(entries []slog2.Entry, done func(error)) {
+	l.appendAsync(entries, done, false)
+}
+
+// AppendLazy is AppendAsync for entries whose durability nobody waits on promptly (see
+// log.LazyAppender): while only such appends are queued, the group commit waits for
+// lazy_commit_interval.
+func (l *WAL) AppendLazy(entries []slog2.Entry, done func(error)) {
+	l.appendAsync(entries, done, true)
+}
+
+func (l *WAL) appendAsync(entries []slog2.Entry, done func(error), lazy bool) {
 	size, err := l.framedSize(entries)
-	r := &request{entries: entries, bytes: size, done: done, err: err}
+	r := &request{entries: entries, bytes: size, done: done, lazy: lazy, err: err}
 	if err := l.enqueue(r); err != nil {
 		done(err)
 	}

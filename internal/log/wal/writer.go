@@ -75,7 +75,7 @@ func (l *WAL) commitOnce() bool {
 	if len(batch) == 0 {
 		return false
 	}
-	if l.cfg.CommitInterval > 0 {
+	if l.cfg.CommitInterval > 0 || l.cfg.LazyCommitInterval > 0 {
 		l.w.started = time.Now()
 	}
 	err := l.commit(batch)
@@ -93,44 +93,62 @@ func (l *WAL) commitOnce() bool {
 }
 
 // waitInterval holds the next group commit back until commit_interval has passed since the last one
-// took its batch, so that appends arriving meanwhile share one fdatasync. It does not wait when the
-// last commit is that long ago (an append after a pause is committed at once), when max_batch_bytes
-// are already queued, or once Close was called.
+// took its batch, so that appends arriving meanwhile share one fdatasync; while every queued append is
+// lazy (AppendLazy), until lazy_commit_interval has, and an append that is not cuts that wait short.
+// It does not wait when the last commit is that long ago (an append after a pause is committed at
+// once), when max_batch_bytes are already queued, or once Close was called.
 func (l *WAL) waitInterval() {
 	w := &l.w
-	if l.cfg.CommitInterval <= 0 || w.started.IsZero() {
+	if w.started.IsZero() {
 		return
 	}
-	wait := l.cfg.CommitInterval - time.Since(w.started)
-	if wait <= 0 {
-		return
-	}
-	if q := l.queuedBytes(); q == 0 || q >= int(l.cfg.MaxBatchBytes) {
-		return // nothing to wait for (the writer waits for an append instead), or a full batch
-	}
-	if w.timer == nil {
-		w.timer = time.NewTimer(wait)
-	} else {
-		w.timer.Reset(wait)
-	}
-	select {
-	case <-w.timer.C:
-	case <-l.quit:
-		w.timer.Stop()
+	for {
+		q, lazy := l.queued()
+		if q == 0 || q >= int(l.cfg.MaxBatchBytes) {
+			return // nothing to wait for (the writer waits for an append instead), or a full batch
+		}
+		interval := l.cfg.CommitInterval
+		if lazy {
+			interval = max(interval, l.cfg.LazyCommitInterval)
+		}
+		wait := interval - time.Since(w.started)
+		if wait <= 0 {
+			return
+		}
+		if w.timer == nil {
+			w.timer = time.NewTimer(wait)
+		} else {
+			w.timer.Reset(wait)
+		}
+		select {
+		case <-w.timer.C:
+			return
+		case <-l.quit:
+			w.timer.Stop()
+			return
+		case <-l.wakeWriter: // an append: it may not be lazy, which shortens the wait
+			w.timer.Stop()
+		}
 	}
 }
 
-// queuedBytes returns the bytes of the requests queued for the writer, counted up to max_batch_bytes.
-func (l *WAL) queuedBytes() int {
+// queued returns the bytes of the requests queued for the writer, counted up to max_batch_bytes, and
+// whether all of those are lazy.
+func (l *WAL) queued() (bytes int, lazy bool) {
 	l.qmu.Lock()
 	defer l.qmu.Unlock()
-	size := 0
+	lazy = true
 	for _, r := range l.queue {
-		if size += r.bytes; size >= int(l.cfg.MaxBatchBytes) {
+		if r.gone {
+			continue
+		}
+		bytes += r.bytes
+		lazy = lazy && r.lazy
+		if bytes >= int(l.cfg.MaxBatchBytes) {
 			break
 		}
 	}
-	return size
+	return bytes, lazy
 }
 
 // waitForSpace blocks while the log holds max_size bytes, until retention frees space or Close asks

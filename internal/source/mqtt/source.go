@@ -43,6 +43,7 @@ type Source struct {
 	url    *url.URL
 	tls    *tls.Config // nil for plain schemes
 	log    sluicelog.Appender
+	lazy   sluicelog.LazyAppender // log, when it has AppendLazy: QoS 0 messages go through it
 	logger *slog.Logger
 	m      *metrics
 
@@ -80,6 +81,7 @@ func New(cfg Config, l sluicelog.Appender, logger *slog.Logger, reg prometheus.R
 		return nil, fmt.Errorf("mqtt source: broker: %w", err)
 	}
 	s := &Source{cfg: cfg, url: u, log: l, logger: logger, readyErr: ErrNotConnected}
+	s.lazy, _ = l.(sluicelog.LazyAppender)
 	if isTLSScheme(u.Scheme) {
 		if s.tls, err = cfg.TLS.build(); err != nil {
 			return nil, fmt.Errorf("mqtt source: tls.%w", err)

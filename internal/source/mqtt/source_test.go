@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sluice-project/sluice/internal/envelope"
+	"github.com/sluice-project/sluice/internal/log/logtest"
 	"github.com/sluice-project/sluice/internal/log/memlog"
 	"github.com/sluice-project/sluice/internal/testkit"
 )
@@ -39,9 +40,10 @@ func TestIngest(t *testing.T) {
 				t.Run(fmt.Sprintf("%s/v%s/qos%d", b.name, proto, qos), func(t *testing.T) {
 					url := b.start(t)
 					l := memlog.New()
+					cl := &logtest.LazyCounter{Appender: l}
 					cfg := testConfig(url, "sluice-ingest", proto)
 					cfg.QoS = qos
-					r := startSource(t, cfg, l)
+					r := startSource(t, cfg, cl)
 					r.waitReady(t)
 					ms := messages("ingest", n)
 					before := time.Now().UnixNano()
@@ -68,6 +70,14 @@ func TestIngest(t *testing.T) {
 					}
 					if got := r.received(); got != n {
 						t.Fatalf("received metric %d, want %d", got, n)
+					}
+					// QoS 0 messages are appended lazily (no one waits on them), QoS 1 ones not.
+					wantLazy := n
+					if qos == 1 {
+						wantLazy = 0
+					}
+					if lazy, async := cl.Lazy.Load(), cl.Async.Load(); lazy != int64(wantLazy) || async != int64(n-wantLazy) {
+						t.Fatalf("%d lazy and %d other appends, want %d and %d", lazy, async, wantLazy, n-wantLazy)
 					}
 					if err := r.stop(t); !errors.Is(err, context.Canceled) {
 						t.Fatalf("Run returned %v, want context.Canceled", err)
