@@ -12,14 +12,16 @@ import (
 )
 
 // v311Conn is one MQTT 3.1.1 connection. The session loop is sluice's own (see doc.go, "Libraries,
-// and what is written here"); the packets are encoded and decoded by paho.mqtt.golang's packets
-// package. One reader goroutine reads every packet and hands each PUBLISH to the session in arrival
-// order, on its own goroutine: no channel and no other goroutine between the socket and the log. A
-// pinger goroutine sends PINGREQ every keep-alive and drops the connection when no PINGRESP came
-// back within pingTimeout. Writes (CONNECT, SUBSCRIBE, PINGREQ, DISCONNECT, and the acker's
-// PUBACKs) are one Write each on the netbuf connection, which keeps them whole.
+// and what is written here"); the packets are encoded by paho.mqtt.golang's packets package and
+// decoded by packetReader (PUBLISH in place, the rest by that package). One reader goroutine reads
+// every packet and hands each PUBLISH to the session in arrival order, on its own goroutine: no
+// channel and no other goroutine between the socket and the log. A pinger goroutine sends PINGREQ
+// every keep-alive and drops the connection when no PINGRESP came back within pingTimeout. Writes
+// (CONNECT, SUBSCRIBE, PINGREQ, DISCONNECT, and the acker's PUBACKs) are one Write each on the
+// netbuf connection, which keeps them whole.
 type v311Conn struct {
 	nc        net.Conn
+	pr        *packetReader // read by the reader goroutine only
 	ss        *session
 	keepAlive time.Duration
 
@@ -59,7 +61,12 @@ func (s *Source) openV311(ctx context.Context, ss *session) (conn, error) {
 		return nil, fmt.Errorf("CONNECT: %w", err)
 	}
 	_ = nc.SetReadDeadline(time.Now().Add(s.cfg.ConnectTimeout))
-	p, err := packets.ReadPacket(nc)
+	pr := newPacketReader(nc)
+	var pub publish
+	p, err := pr.next(&pub)
+	if err == nil && p == nil {
+		err = errors.New("the broker sent PUBLISH before CONNACK")
+	}
 	if err != nil {
 		nc.Close()
 		if ctx.Err() != nil {
@@ -80,7 +87,7 @@ func (s *Source) openV311(ctx context.Context, ss *session) (conn, error) {
 	// Redelivered messages may follow the CONNACK at once, before any SUBSCRIBE: the reader takes them
 	// from here on.
 	ss.setAcker(&pubackWriter{w: nc})
-	v := &v311Conn{nc: nc, ss: ss, keepAlive: s.cfg.KeepAlive, subacks: map[uint16]chan *packets.SubackPacket{},
+	v := &v311Conn{nc: nc, pr: pr, ss: ss, keepAlive: s.cfg.KeepAlive, subacks: map[uint16]chan *packets.SubackPacket{},
 		pong: make(chan struct{}, 1), closed: make(chan struct{})}
 	v.done.Add(2)
 	go v.read()
@@ -126,15 +133,17 @@ func (b *packetBuf) Write(p []byte) (int, error) {
 // read hands every PUBLISH to the session until the connection fails, then reports the loss.
 func (v *v311Conn) read() {
 	defer v.done.Done()
+	var pub publish
 	for {
-		p, err := packets.ReadPacket(v.nc)
+		p, err := v.pr.next(&pub)
 		if err != nil {
 			v.ss.lose(err)
+			_ = v.nc.Close() // a malformed packet: the connection cannot be read further
 			return
 		}
 		switch p := p.(type) {
-		case *packets.PublishPacket:
-			v.ss.handle(p.TopicName, p.Payload, p.Qos, p.MessageID)
+		case nil: // a PUBLISH, in pub
+			v.ss.handle(pub.topic, pub.payload, pub.qos, pub.id)
 		case *packets.SubackPacket:
 			v.mu.Lock()
 			ch := v.subacks[p.MessageID]

@@ -11,8 +11,8 @@ import (
 
 // FuzzEncodeEntry feeds the envelope encoding what a broker may send (any topic up to the MQTT limit,
 // any payload bytes, either QoS) into a reused buffer: the entry must decode to exactly the message,
-// with the topic as its key, whatever the buffer held before. (The MQTT packets themselves are parsed
-// by the Paho libraries; this package decodes no untrusted bytes of its own.)
+// with the topic as its key, whatever the buffer held before. (The MQTT 3.1.1 packets themselves are
+// read by packetReader: FuzzPacketReader; MQTT 5's by paho.golang.)
 func FuzzEncodeEntry(f *testing.F) {
 	f.Add("", []byte{}, byte(0), int64(0), []byte{})
 	f.Add("t/1", []byte(`{"v":1}`), byte(1), int64(1795369225123456789), []byte("stale bytes from an earlier message"))
