@@ -133,7 +133,8 @@ func (l *WAL) waitInterval() {
 }
 
 // queued returns the bytes of the requests queued for the writer, counted up to max_batch_bytes, and
-// whether all of those are lazy.
+// whether all of those are lazy. Without commit_interval it stops at the first request that is not
+// lazy (nothing then waits): the common case of QoS 1 traffic costs no scan of the queue.
 func (l *WAL) queued() (bytes int, lazy bool) {
 	l.qmu.Lock()
 	defer l.qmu.Unlock()
@@ -143,7 +144,12 @@ func (l *WAL) queued() (bytes int, lazy bool) {
 			continue
 		}
 		bytes += r.bytes
-		lazy = lazy && r.lazy
+		if !r.lazy {
+			lazy = false
+			if l.cfg.CommitInterval <= 0 {
+				break
+			}
+		}
 		if bytes >= int(l.cfg.MaxBatchBytes) {
 			break
 		}
