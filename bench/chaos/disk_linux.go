@@ -16,7 +16,7 @@ import (
 type fullDisk interface {
 	mode() string      // how, for the report
 	fill() error       // take every free byte (writes now fail)
-	keep()             // take again whatever sluice freed meanwhile
+	keep() int64       // take again whatever sluice freed meanwhile; returns the bytes taken
 	free() error       // space returns
 	close() error      // undo everything
 	errorText() string // the error sluice's log lines carry
@@ -56,23 +56,27 @@ func (d *tmpfsDisk) fill() error {
 		return fmt.Errorf("ballast: %w", err)
 	}
 	d.ballast = f
-	d.keep()
+	_ = d.keep()
 	return nil
 }
 
 // keep appends to the ballast until the file system is full, smaller chunks last, so that not even a
 // few bytes are left.
-func (d *tmpfsDisk) keep() {
+func (d *tmpfsDisk) keep() int64 {
 	if d.ballast == nil {
-		return
+		return 0
 	}
+	var took int64
 	for n := len(d.chunk); n >= 1; n /= 4 {
 		for {
-			if _, err := d.ballast.Write(d.chunk[:n]); err != nil {
+			w, err := d.ballast.Write(d.chunk[:n])
+			took += int64(w)
+			if err != nil {
 				break
 			}
 		}
 	}
+	return took
 }
 
 func (d *tmpfsDisk) free() error {
@@ -122,7 +126,7 @@ func (d *rlimitDisk) fill() error {
 	return nil
 }
 
-func (d *rlimitDisk) keep() {}
+func (d *rlimitDisk) keep() int64 { return 0 }
 
 func (d *rlimitDisk) free() error {
 	if !d.set {

@@ -8,7 +8,7 @@ import "errors"
 type fullDisk interface {
 	mode() string
 	fill() error
-	keep()
+	keep() int64
 	free() error
 	close() error
 	errorText() string

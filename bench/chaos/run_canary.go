@@ -33,8 +33,9 @@ type canary struct {
 type ackTimes struct {
 	*paho.MemoryStore
 	mu      sync.Mutex
-	out     map[string]bool
+	out     map[string]time.Time // awaiting PUBACK: when each was put in the store (published)
 	acks    []time.Time
+	sentAt  []time.Time // of each PUBACK in acks, when its message was published
 	maxHeld int
 }
 
@@ -43,7 +44,9 @@ func (s *ackTimes) Put(key string, m packets.ControlPacket) {
 	if strings.HasPrefix(key, "o.") {
 		if _, ok := m.(*packets.PublishPacket); ok {
 			s.mu.Lock()
-			s.out[key] = true
+			if _, resent := s.out[key]; !resent {
+				s.out[key] = time.Now()
+			}
 			s.maxHeld = max(s.maxHeld, len(s.out))
 			s.mu.Unlock()
 		}
@@ -53,9 +56,9 @@ func (s *ackTimes) Put(key string, m packets.ControlPacket) {
 func (s *ackTimes) Del(key string) {
 	s.MemoryStore.Del(key)
 	s.mu.Lock()
-	if s.out[key] {
+	if sent, ok := s.out[key]; ok {
 		delete(s.out, key)
-		s.acks = append(s.acks, time.Now())
+		s.acks, s.sentAt = append(s.acks, time.Now()), append(s.sentAt, sent)
 	}
 	s.mu.Unlock()
 }
@@ -68,16 +71,24 @@ func (s *ackTimes) unacked() int {
 }
 
 // between counts the PUBACKs that arrived in [from, to).
-func (s *ackTimes) between(from, to time.Time) int {
+func (s *ackTimes) between(from, to time.Time) int { return len(s.times(from, to)) }
+
+// times returns the PUBACK times in [from, to).
+func (s *ackTimes) times(from, to time.Time) []time.Time {
+	acks, _ := s.published(from, to)
+	return acks
+}
+
+// published returns the PUBACK times in [from, to) and when each one's message was published.
+func (s *ackTimes) published(from, to time.Time) (acks, sent []time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := 0
-	for _, t := range s.acks {
+	for i, t := range s.acks {
 		if !t.Before(from) && t.Before(to) {
-			n++
+			acks, sent = append(acks, t), append(sent, s.sentAt[i])
 		}
 	}
-	return n
+	return acks, sent
 }
 
 // firstAfter returns the first PUBACK at or after t.
@@ -101,7 +112,7 @@ func (s *ackTimes) count() int {
 // startCanary connects to brokerURL (persistent session) and publishes every interval, with at
 // most 20 messages unacknowledged.
 func startCanary(brokerURL string, interval time.Duration) (*canary, error) {
-	store := &ackTimes{MemoryStore: paho.NewMemoryStore(), out: map[string]bool{}}
+	store := &ackTimes{MemoryStore: paho.NewMemoryStore(), out: map[string]time.Time{}}
 	o := paho.NewClientOptions().AddBroker(brokerURL).SetClientID(fmt.Sprintf("chaos-canary-%d", time.Now().UnixNano())).
 		SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(true).
 		SetConnectRetryInterval(200 * time.Millisecond).SetMaxReconnectInterval(time.Second).
