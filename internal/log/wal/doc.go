@@ -45,9 +45,11 @@
 // length to every append's latency, and caps a synchronous appender at one append per interval.
 // AppendLazy (log.LazyAppender) marks appends nobody waits on promptly (MQTT QoS 0 messages, from the
 // MQTT source and the embedded broker): while only those are queued, wal.lazy_commit_interval (2ms)
-// applies instead, and an append that is waited on ends the wait. At 30,000 QoS 0 msg/s from
-// Mosquitto to sluice --broker for 10s (same binary, the setting alternated twice): 7,000-7,243
-// fdatasyncs with 0, 2,832-3,352 with 2ms, and sluice's CPU per message 24.7-25.5 → 22.2-23.6µs. A
+// applies instead, and an append that is waited on ends the wait (lazy ones do not wake the waiting
+// writer). At 30,000 QoS 0 msg/s from Mosquitto to sluice --broker for 10s (same binary, the setting
+// alternated twice): 5,285-7,243 fdatasyncs with 0, 2,579-3,352 with 2ms, and sluice's CPU per
+// message 22.8-25.5 → 21.5-23.6µs; through the embedded broker (go run ./bench -only broker -brokers
+// embedded -runs 1, alternated twice) the QoS 0 ratio went 1.054/1.034 → 1.248/1.349. A
 // source that bounds what it has in flight (mqtt.max_inflight, 1,000) is held to that many QoS 0
 // messages per interval (500,000/s at 2ms). When wal.max_size bytes
 // are retained the writer waits (backpressure) until a Committed call frees a segment; Append gives up

@@ -33,6 +33,7 @@ type WAL struct {
 	queue      []*request
 	closing    bool
 	wakeWriter chan struct{} // cap 1: something was queued
+	wakeUrgent chan struct{} // cap 1: an append that is not lazy was queued (ends a lazy wait)
 	quit       chan struct{} // closed by Close: drain and stop
 	done       chan struct{} // closed when the writer has stopped
 	closeOnce  sync.Once
@@ -110,7 +111,7 @@ func open(cfg Config, logger *slog.Logger, reg prometheus.Registerer, opener fil
 	}
 	l := &WAL{
 		cfg: cfg, logger: logger, m: newMetrics(), open: opener, unlock: unlock,
-		wakeWriter: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
+		wakeWriter: make(chan struct{}, 1), wakeUrgent: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
 		groups: map[*consumer]int64{}, wake: make(chan struct{}), space: make(chan struct{}, 1),
 	}
 	if err := l.m.register(reg); err != nil {
@@ -220,6 +221,12 @@ func (l *WAL) enqueue(r *request) error {
 	select {
 	case l.wakeWriter <- struct{}{}:
 	default:
+	}
+	if !r.lazy {
+		select {
+		case l.wakeUrgent <- struct{}{}:
+		default:
+		}
 	}
 	return nil
 }
