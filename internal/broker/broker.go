@@ -36,7 +36,7 @@ const (
 type Broker struct {
 	cfg    Config
 	log    log.Appender
-	lazy   log.LazyAppender // log, when it has AppendLazy: QoS 0 publishes go through it
+	lazy   func([]log.Entry, func(error)) // log.LazyOf(log): how QoS 0 publishes are appended
 	logger *slog.Logger
 	m      *metrics
 	srv    *mqtt.Server
@@ -75,7 +75,7 @@ func New(cfg Config, l log.Appender, logger *slog.Logger, reg prometheus.Registe
 	}
 	b := &Broker{cfg: cfg, log: l, logger: logger, topics: newTopicSet(cfg.Topics), user: []byte(cfg.Username), pass: []byte(cfg.Password),
 		pipes: map[*mqtt.Client]*pipe{}}
-	b.lazy, _ = l.(log.LazyAppender)
+	b.lazy = log.LazyOf(l)
 	if cfg.TLS.Listen != "" {
 		var err error
 		if b.tls, err = loadTLS(cfg.TLS); err != nil {

@@ -147,11 +147,7 @@ func (b *Broker) ingest(cl *mqtt.Client, pk packets.Packet) error {
 			return nil
 		}
 		ab.qos, ab.start = qos, start
-		if b.lazy != nil {
-			b.lazy.AppendLazy(ab.entries[:], ab.done) // acknowledged to no one: may share a later fsync
-		} else {
-			b.log.AppendAsync(ab.entries[:], ab.done)
-		}
+		b.lazy(ab.entries[:], ab.done) // acknowledged to no one: may share a later fsync
 		return nil
 	}
 

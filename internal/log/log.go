@@ -43,10 +43,17 @@ type Appender interface {
 // LazyAppender is implemented by logs that can make appends nobody waits on promptly (MQTT QoS 0
 // messages: no one acknowledges them) durable later than the others, sharing one fsync among more of
 // them (package wal: wal.lazy_commit_interval). AppendLazy is AppendAsync otherwise: done is called
-// exactly once, in append order with every other append. Callers check for it and use AppendAsync
-// when the log does not have it.
+// exactly once, in append order with every other append. Callers get it through LazyOf.
 type LazyAppender interface {
 	AppendLazy(entries []Entry, done func(error))
+}
+
+// LazyOf returns a's AppendLazy, or its AppendAsync when a is not a LazyAppender.
+func LazyOf(a Appender) func(entries []Entry, done func(error)) {
+	if l, ok := a.(LazyAppender); ok {
+		return l.AppendLazy
+	}
+	return a.AppendAsync
 }
 
 // Handler is what a consumer tells the log about its own committed state.

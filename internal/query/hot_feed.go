@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 
 	"github.com/duckdb/duckdb-go/v2"
@@ -74,18 +75,9 @@ func (f *hotFeed) reset(n int) *hotColumns {
 	if c.len() > maxKeptColumns {
 		*c = hotColumns{}
 	}
-	c.series, c.ts, c.value, c.receivedAt, c.ingestID = c.series[:0], c.ts[:0], c.value[:0], c.receivedAt[:0], c.ingestID[:0]
-	c.series = growTo(c.series, n)
-	c.ts, c.receivedAt, c.ingestID = growTo(c.ts, n), growTo(c.receivedAt, n), growTo(c.ingestID, n)
-	c.value = growTo(c.value, n)
+	c.series, c.value = slices.Grow(c.series[:0], n), slices.Grow(c.value[:0], n)
+	c.ts, c.receivedAt, c.ingestID = slices.Grow(c.ts[:0], n), slices.Grow(c.receivedAt[:0], n), slices.Grow(c.ingestID[:0], n)
 	return c
-}
-
-func growTo[T any](s []T, n int) []T {
-	if cap(s) < n {
-		return make([]T, 0, n)
-	}
-	return s
 }
 
 // insert runs stmt (the INSERT … SELECT from the feed) on the columns. Caller holds writeMu.

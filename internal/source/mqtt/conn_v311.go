@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -45,6 +46,12 @@ func (s *Source) openV311(ctx context.Context, ss *session) (conn, error) {
 	}
 	stop := context.AfterFunc(ctx, ss.closeConn) // cancelling ctx fails the CONNACK read at once
 	defer stop()
+	connected := false
+	defer func() {
+		if !connected {
+			nc.Close()
+		}
+	}()
 	cp := packets.NewControlPacket(packets.Connect).(*packets.ConnectPacket)
 	cp.ProtocolName, cp.ProtocolVersion = "MQTT", 4 // 3.1.1 exactly, no fallback to 3.1
 	cp.ClientIdentifier = s.cfg.ClientID
@@ -57,7 +64,6 @@ func (s *Source) openV311(ctx context.Context, ss *session) (conn, error) {
 		}
 	}
 	if err := writePacket(nc, cp); err != nil {
-		nc.Close()
 		return nil, fmt.Errorf("CONNECT: %w", err)
 	}
 	_ = nc.SetReadDeadline(time.Now().Add(s.cfg.ConnectTimeout))
@@ -68,7 +74,6 @@ func (s *Source) openV311(ctx context.Context, ss *session) (conn, error) {
 		err = errors.New("the broker sent PUBLISH before CONNACK")
 	}
 	if err != nil {
-		nc.Close()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -76,11 +81,9 @@ func (s *Source) openV311(ctx context.Context, ss *session) (conn, error) {
 	}
 	ca, ok := p.(*packets.ConnackPacket)
 	if !ok {
-		nc.Close()
 		return nil, fmt.Errorf("the broker answered CONNECT with %s, not CONNACK", p.String())
 	}
 	if ca.ReturnCode != packets.Accepted {
-		nc.Close()
 		return nil, fmt.Errorf("broker refused the connection: return code %d (%s)", ca.ReturnCode, returnCodeText(ca.ReturnCode))
 	}
 	_ = nc.SetReadDeadline(time.Time{})
@@ -89,9 +92,9 @@ func (s *Source) openV311(ctx context.Context, ss *session) (conn, error) {
 	ss.setAcker(&pubackWriter{w: nc})
 	v := &v311Conn{nc: nc, pr: pr, ss: ss, keepAlive: s.cfg.KeepAlive, subacks: map[uint16]chan *packets.SubackPacket{},
 		pong: make(chan struct{}, 1), closed: make(chan struct{})}
-	v.done.Add(2)
-	go v.read()
-	go v.ping(pingTimeout(s.cfg.KeepAlive))
+	v.done.Go(v.read)
+	v.done.Go(func() { v.ping(pingTimeout(s.cfg.KeepAlive)) })
+	connected = true
 	return v, nil
 }
 
@@ -112,27 +115,18 @@ func returnCodeText(code byte) string {
 	return "not a 3.1.1 return code"
 }
 
-// writePacket encodes p and writes it with one Write.
+// writePacket encodes p and writes it with one Write (packets' Write makes several per packet).
 func writePacket(nc net.Conn, p packets.ControlPacket) error {
-	var b packetBuf
+	var b bytes.Buffer
 	if err := p.Write(&b); err != nil {
 		return err
 	}
-	_, err := nc.Write(b)
+	_, err := nc.Write(b.Bytes())
 	return err
-}
-
-// packetBuf collects a packet's encoding (packets' Write makes several writes per packet).
-type packetBuf []byte
-
-func (b *packetBuf) Write(p []byte) (int, error) {
-	*b = append(*b, p...)
-	return len(p), nil
 }
 
 // read hands every PUBLISH to the session until the connection fails, then reports the loss.
 func (v *v311Conn) read() {
-	defer v.done.Done()
 	var pub publish
 	for {
 		p, err := v.pr.next(&pub)
@@ -171,7 +165,6 @@ func (v *v311Conn) read() {
 // ping sends PINGREQ every keep-alive and drops the connection when no PINGRESP comes back within
 // timeout.
 func (v *v311Conn) ping(timeout time.Duration) {
-	defer v.done.Done()
 	if v.keepAlive <= 0 {
 		return
 	}

@@ -164,8 +164,8 @@ func (ss *session) handle(topic string, payload []byte, qos byte, id uint16) {
 	m := ss.src.m
 	m.received[min(qos, 1)].Inc()
 	m.inflight.Inc()
-	if qos == 0 && ss.src.lazy != nil {
-		ss.src.lazy.AppendLazy(p.entries[:], p.done) // acknowledged to no one: may share a later fsync
+	if qos == 0 {
+		ss.src.lazy(p.entries[:], p.done) // acknowledged to no one: may share a later fsync
 		return
 	}
 	ss.src.log.AppendAsync(p.entries[:], p.done)

@@ -43,7 +43,7 @@ type Source struct {
 	url    *url.URL
 	tls    *tls.Config // nil for plain schemes
 	log    sluicelog.Appender
-	lazy   sluicelog.LazyAppender // log, when it has AppendLazy: QoS 0 messages go through it
+	lazy   func([]sluicelog.Entry, func(error)) // sluicelog.LazyOf(log): how QoS 0 messages are appended
 	logger *slog.Logger
 	m      *metrics
 
@@ -81,7 +81,7 @@ func New(cfg Config, l sluicelog.Appender, logger *slog.Logger, reg prometheus.R
 		return nil, fmt.Errorf("mqtt source: broker: %w", err)
 	}
 	s := &Source{cfg: cfg, url: u, log: l, logger: logger, readyErr: ErrNotConnected}
-	s.lazy, _ = l.(sluicelog.LazyAppender)
+	s.lazy = sluicelog.LazyOf(l)
 	if isTLSScheme(u.Scheme) {
 		if s.tls, err = cfg.TLS.build(); err != nil {
 			return nil, fmt.Errorf("mqtt source: tls.%w", err)
