@@ -53,6 +53,7 @@ type Broker struct {
 	lns      []*trackedListener // bound by Start
 	closing  atomic.Bool        // set first thing in Close: new connections are refused
 	async    asyncTracker       // QoS 0 appends whose done has not run yet
+	pending  *pending           // broker.pending_bytes: memory of messages read and not done with
 	bufs     sync.Pool          // *appendBuf
 	lastWarn atomic.Int64       // unix nanos of the last QoS 0 append failure logged
 	lastDrop atomic.Int64       // unix nanos of the last subscriber drop logged
@@ -74,7 +75,7 @@ func New(cfg Config, l log.Appender, logger *slog.Logger, reg prometheus.Registe
 		logger = slog.New(slog.DiscardHandler)
 	}
 	b := &Broker{cfg: cfg, log: l, logger: logger, topics: newTopicSet(cfg.Topics), user: []byte(cfg.Username), pass: []byte(cfg.Password),
-		pipes: map[*mqtt.Client]*pipe{}}
+		pipes: map[*mqtt.Client]*pipe{}, pending: newPending(int64(cfg.PendingBytes))}
 	b.lazy = log.LazyOf(l)
 	if cfg.TLS.Listen != "" {
 		var err error
@@ -98,7 +99,7 @@ func New(cfg Config, l log.Appender, logger *slog.Logger, reg prometheus.Registe
 		Logger:       newMochiLogger(logger, b.subscriberDropped),
 		InlineClient: true, // Publish: sluice's own messages, never ingested
 	})
-	m, err := newMetrics(reg, b.srv.Info)
+	m, err := newMetrics(reg, b.srv.Info, b.pending)
 	if err != nil {
 		return nil, err
 	}

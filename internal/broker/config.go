@@ -19,6 +19,9 @@ const maxPacketLimit = 268435455
 // The packet limit is max_message_size plus this, so a payload of max_message_size always fits.
 const packetHeadroom = 64<<10 + 4<<10
 
+// minPendingBytes is the smallest broker.pending_bytes: room for a few messages at once.
+const minPendingBytes = 64 << 10
+
 // Config is the embedded MQTT broker's configuration (yaml section "broker").
 type Config struct {
 	Listen          string        `yaml:"listen" doc:"TCP address of the embedded MQTT broker (MQTT 3.1.1 and 5). \"\" disables the plain TCP listener."`
@@ -28,11 +31,12 @@ type Config struct {
 	Password        string        `yaml:"password" doc:"Password for username." secret:"true"`
 	MaxMessageSize  config.Bytes  `yaml:"max_message_size" doc:"Largest payload always accepted and stored as it is (the decoder quarantines ones too large to decode). A packet larger than this plus 68KiB (room for the topic and MQTT 5 properties) closes the connection."`
 	Topics          []string      `yaml:"topics" doc:"Topic filters whose messages are appended to the log. Default all (#); $SYS topics are never appended. Messages on other topics are still routed to subscribers."`
-	ReceiveMaximum  int           `yaml:"receive_maximum" doc:"QoS 1 and 2 messages one client may have unacknowledged (MQTT 5 receive maximum, sent in CONNACK), 1 to 65535. With pipeline, each waiting message holds ~1KiB plus its payload, so the broker's memory is up to clients × receive_maximum × that. One connection at QoS 1 through the embedded broker (1,000 sensors, as fast as acknowledged, this 2-core machine): 128: 21,600 msg/s; 256: 22,800–26,100; 512: 27,900; 1024: 28,000–28,600."`
+	ReceiveMaximum  int           `yaml:"receive_maximum" doc:"QoS 1 and 2 messages one client may have unacknowledged (MQTT 5 receive maximum, sent in CONNACK), 1 to 65535. With pipeline, each waiting message holds ~2KiB plus its payload; pending_bytes bounds what all clients together hold. One connection at QoS 1 through the embedded broker (1,000 sensors, as fast as acknowledged, this 2-core machine): 128: 21,600 msg/s; 256: 22,800–26,100; 512: 27,900; 1024: 28,000–28,600."`
 	SubscriberQueue int           `yaml:"subscriber_queue" doc:"Messages the broker holds for one subscribing client, 1 to 65535: QoS 1 and 2 messages sent and not yet acknowledged, and messages of any QoS waiting to be written to its connection. Past it the broker drops further messages for that client (as Mosquitto's max_queued_messages does), counts them in sluice_broker_subscriber_dropped_total and logs a warning. It bounds only what subscribers receive: an ingested message is in the log before its PUBACK, whoever subscribes. Each client's write queue takes 8 bytes a slot when it connects."`
 	SessionExpiry   time.Duration `yaml:"session_expiry" doc:"Longest time a disconnected client's persistent session (clean session false, or an MQTT 5 session expiry) is kept, in memory. Sessions do not survive a restart; publishers resend what was not acknowledged."`
 	AppendTimeout   time.Duration `yaml:"append_timeout" doc:"Longest wait for the log to make a QoS 1 or 2 message durable. Past it the publisher is disconnected without an acknowledgement and resends when it reconnects."`
 	MaxClients      int           `yaml:"max_clients" doc:"Most clients connected at once; further connections are refused. 0 means no limit."`
+	PendingBytes    config.Bytes  `yaml:"pending_bytes" doc:"Most memory the broker holds for messages it has read and the log has not yet made durable (pipelined QoS 1 and 2: not yet acknowledged), over all connections; each message counts its topic and payload plus 2KiB of the broker's own state. While it is all taken, connections wait before reading their next message (TCP backpressure), which sluice_broker_pending_waits_total counts and a warning (at most every 10s) reports; a message that waits longer than append_timeout is not stored (QoS 1 and 2: its publisher is disconnected without an acknowledgement and resends it; QoS 0: counted in sluice_broker_append_errors_total). It bounds memory however many clients publish: receive_maximum alone allows clients × receive_maximum messages, and QoS 0 messages without limit while the log cannot write (a full disk)."`
 	Pipeline        bool          `yaml:"pipeline" doc:"Let each connection have up to receive_maximum QoS 1 and 2 messages waiting for the log at once, instead of one: they share group commits, so a single connection (a gateway bridging many sensors) is no longer held to one message per commit. PUBACKs still follow durability, in order. Default on: 7x the QoS 1 throughput of off in bench/RESULTS.md."`
 }
 
@@ -56,6 +60,7 @@ func DefaultConfig() Config {
 		SessionExpiry:   24 * time.Hour,
 		AppendTimeout:   10 * time.Second,
 		Pipeline:        true,
+		PendingBytes:    16 << 20,
 	}
 }
 
@@ -91,6 +96,8 @@ func (c Config) Validate() config.Errors {
 		fmt.Sprintf("%d is out of range", c.SubscriberQueue), "use 1 to 65535 (default 8192)")
 	es.Check(c.SessionExpiry >= 0 && c.SessionExpiry <= math.MaxUint32*time.Second, "session_expiry",
 		fmt.Sprintf("%s is out of range", c.SessionExpiry), "use 0 (sessions end with the connection) up to 136 years, e.g. 24h")
+	es.Check(c.PendingBytes >= minPendingBytes, "pending_bytes", fmt.Sprintf("%s is below %s", c.PendingBytes, config.Bytes(minPendingBytes)),
+		"use at least 64KiB (default 16MiB): the memory of the messages the broker may hold at once")
 	es.Check(c.AppendTimeout > 0, "append_timeout", fmt.Sprintf("%s is not positive", c.AppendTimeout), "use a duration such as 10s")
 	es.Check(c.MaxClients >= 0, "max_clients", fmt.Sprintf("%d is negative", c.MaxClients), "use 0 for no limit, or a positive number")
 	return es

@@ -52,6 +52,7 @@ func TestConfigValidate(t *testing.T) {
 			`topics: "a/#/b" is not a valid`, `topics: "a+" is not a valid`, `topics: "$SYS/#" names a $ topic`, `topics: "" is not a valid`}},
 		{"receive maximum", func(c *Config) { c.ReceiveMaximum = 0 }, []string{"receive_maximum: 0 is out of range"}},
 		{"receive maximum too big", func(c *Config) { c.ReceiveMaximum = 70000 }, []string{"receive_maximum: 70000 is out of range"}},
+		{"pending bytes", func(c *Config) { c.PendingBytes = 1000 }, []string{"pending_bytes: 1000 is below 64KiB"}},
 		{"subscriber queue", func(c *Config) { c.SubscriberQueue = 0 }, []string{"subscriber_queue: 0 is out of range"}},
 		{"subscriber queue too big", func(c *Config) { c.SubscriberQueue = 65536 }, []string{"subscriber_queue: 65536 is out of range"}},
 		{"negative expiry", func(c *Config) { c.SessionExpiry = -time.Second }, []string{"session_expiry: -1s is out of range"}},

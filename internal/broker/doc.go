@@ -33,6 +33,19 @@
 // included. A QoS 1 message whose append completes while its client is being disconnected is durable
 // but unacknowledged; the client resends it.
 //
+// # Memory, and broker.pending_bytes
+//
+// Between reading a PUBLISH and the log's done (pipelined: its PUBACK), the broker holds the message,
+// its envelope encoding and mochi's packet: about 2KiB beside its topic and payload. Each connection may
+// hold up to receive_maximum QoS 1 messages that way and, before this budget, any number of QoS 0 ones
+// (AppendAsync queues without limit while the log cannot write: a full disk). broker.pending_bytes
+// bounds the sum over all connections (pending.go): a read goroutine takes its message's share before
+// appending, and waits for room, reading nothing more, while the budget is taken (TCP backpressure on
+// that publisher). 32 pipelined QoS 1 connections, 100,000 sensors: the envelope buffers fell from
+// 17-23 MB to 6 MB of live heap at the default 16MiB, with no loss of throughput through the embedded
+// broker in bench/ (alternated twice: QoS 0 99k/73k readings/s against 104k/75k without a budget, QoS 1
+// 58k/54k against 54k/51k).
+//
 // Sessions (clean session false, MQTT 5 session expiry up to broker.session_expiry) live in mochi's
 // memory and end with the process; publishers resend what was not acknowledged from their own stores.
 // mochi resends a resumed subscriber's queued messages sorted by their creation second, so their order

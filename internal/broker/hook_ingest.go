@@ -77,6 +77,7 @@ type appendBuf struct {
 	pdone   func(error)    // bound once to pipeDone
 	pipe    *pipe          // pipelined QoS 1 and 2: the connection's pipe
 	pk      packets.Packet // and the packet to acknowledge once durable
+	held    int64          // its share of broker.pending_bytes, given back by putBuf
 }
 
 // maxPooledBuf is the largest buffer kept for reuse; rarer, larger messages allocate their own.
@@ -92,6 +93,8 @@ func (b *Broker) getBuf() *appendBuf {
 }
 
 func (b *Broker) putBuf(ab *appendBuf) {
+	b.pending.give(ab.held)
+	ab.held = 0
 	if cap(ab.buf) <= maxPooledBuf {
 		ab.entries[0] = log.Entry{}
 		b.bufs.Put(ab)
@@ -126,7 +129,16 @@ func (b *Broker) ingest(cl *mqtt.Client, pk packets.Packet) error {
 	qos := min(pk.FixedHeader.Qos, 2)
 	b.m.received[qos].Inc()
 	start := time.Now()
+	cost := b.pending.cost(pk.TopicName, pk.Payload)
+	ok, full := b.pending.take(cost, b.cfg.AppendTimeout)
+	if full {
+		b.pendingFull(cl)
+	}
+	if !ok {
+		return b.notStored(cl, pk, errPendingTimeout)
+	}
 	ab := b.getBuf()
+	ab.held = cost
 	env := envelope.Envelope{
 		ReceivedAt: start.UnixNano(),
 		Source:     envelope.SourceMQTT,
@@ -163,11 +175,34 @@ func (b *Broker) ingest(cl *mqtt.Client, pk packets.Packet) error {
 		b.m.appendSeconds[qos].Observe(time.Since(start).Seconds())
 		return nil
 	}
+	return b.notStored(cl, pk, err)
+}
+
+var errPendingTimeout = errors.New("no room in broker.pending_bytes within append_timeout")
+
+// notStored handles a message that ingest could not append (err says why) and returns what the hook
+// returns to mochi: a QoS 0 message is counted as lost; a QoS 1 or 2 publisher is disconnected without
+// an acknowledgement, so that it resends.
+func (b *Broker) notStored(cl *mqtt.Client, pk packets.Packet, err error) error {
+	qos := min(pk.FixedHeader.Qos, 2)
+	if qos == 0 {
+		b.qos0Failed(cl, pk.TopicName, err)
+		return nil
+	}
 	b.m.appendErrors[qos].Inc()
 	b.logger.Warn("message not stored: disconnecting its publisher without an acknowledgement, so that it resends",
 		"client", cl.ID, "remote", cl.Net.Remote, "topic", pk.TopicName, "qos", qos, "err", err)
 	b.refuse(cl, err)
 	return packets.ErrRejectPacket
+}
+
+// pendingFull says, at most every 10s, that a connection waits for room in broker.pending_bytes.
+func (b *Broker) pendingFull(cl *mqtt.Client) {
+	if !warnDue(&b.pending.lastWarn) {
+		return
+	}
+	b.logger.Warn("broker.pending_bytes is full: connections wait before reading more messages (backpressure) until the log has stored those it holds (further waits in the next 10s are only counted in sluice_broker_pending_waits_total)",
+		"client", cl.ID, "pending_bytes", b.cfg.PendingBytes)
 }
 
 // asyncDone runs on the log's goroutine when a QoS 0 append is durable or failed; it must not block.

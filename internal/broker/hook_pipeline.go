@@ -129,12 +129,7 @@ func (b *Broker) ingestPipelined(cl *mqtt.Client, pk packets.Packet, ab *appendB
 	}
 	if err != nil {
 		b.putBuf(ab)
-		qos := min(pk.FixedHeader.Qos, 2)
-		b.m.appendErrors[qos].Inc()
-		b.logger.Warn("message not stored: disconnecting its publisher without an acknowledgement, so that it resends",
-			"client", cl.ID, "remote", cl.Net.Remote, "topic", pk.TopicName, "qos", qos, "err", err)
-		b.refuse(cl, err)
-		return packets.ErrRejectPacket
+		return b.notStored(cl, pk, err)
 	}
 	pk.Properties.TopicAliasFlag, pk.Properties.TopicAlias = false, 0
 	ab.pipe, ab.pk = p, pk
@@ -193,9 +188,9 @@ func (p *pipe) ack() {
 		it := p.q[p.head]
 		p.q[p.head] = pipeItem{}
 		p.head++
-		pk := it.ab.pk
-		it.ab.pipe, it.ab.pk = nil, packets.Packet{}
-		b.putBuf(it.ab)
+		pk, held := it.ab.pk, it.ab.held
+		it.ab.pipe, it.ab.pk, it.ab.held = nil, packets.Packet{}, 0
+		b.putBuf(it.ab) // the packet's share of pending_bytes is given back once mochi is done with it
 		failedNow := it.err != nil && !p.failed
 		if it.err != nil {
 			p.failed = true
@@ -221,6 +216,7 @@ func (p *pipe) ack() {
 				b.logger.Debug("acknowledge durable message", "client", p.cl.ID, "err", err)
 			}
 		}
+		b.pending.give(held)
 		p.release()
 	}
 }

@@ -16,9 +16,12 @@ type metrics struct {
 	appendSeconds [3]prometheus.Observer
 	connected     prometheus.GaugeFunc
 	dropped       prometheus.CounterFunc
+	pending       prometheus.GaugeFunc
+	pendingLimit  prometheus.Gauge
+	pendingWaits  prometheus.CounterFunc
 }
 
-func newMetrics(reg prometheus.Registerer, info *system.Info) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, info *system.Info, pend *pending) (*metrics, error) {
 	received := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_broker_messages_received_total",
 		Help: "Messages published to the embedded broker on ingested topics, by QoS.",
@@ -47,7 +50,20 @@ func newMetrics(reg prometheus.Registerer, info *system.Info) (*metrics, error) 
 		}, func() float64 {
 			return float64(atomic.LoadInt64(&info.MessagesDropped) + atomic.LoadInt64(&info.InflightDropped))
 		}),
+		pending: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sluice_broker_pending_bytes",
+			Help: "Memory the embedded broker holds for messages read and not yet durable (pipelined: not yet acknowledged), as broker.pending_bytes counts it.",
+		}, func() float64 { return float64(pend.held.Load()) }),
+		pendingLimit: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sluice_broker_pending_limit_bytes",
+			Help: "broker.pending_bytes: past it connections wait before reading more (backpressure).",
+		}),
+		pendingWaits: prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "sluice_broker_pending_waits_total",
+			Help: "Messages whose connection waited for room in broker.pending_bytes before appending them (backpressure: the log is slower than the publishers, or cannot write).",
+		}, func() float64 { return float64(pend.waits.Load()) }),
 	}
+	m.pendingLimit.Set(float64(pend.max))
 	for q := range 3 {
 		l := fmt.Sprint(q)
 		m.received[q] = received.WithLabelValues(l)
@@ -55,7 +71,7 @@ func newMetrics(reg prometheus.Registerer, info *system.Info) (*metrics, error) 
 		m.appendSeconds[q] = latency.WithLabelValues(l)
 	}
 	if reg != nil {
-		cs := []prometheus.Collector{received, errs, latency, m.skipped, m.connected, m.dropped}
+		cs := []prometheus.Collector{received, errs, latency, m.skipped, m.connected, m.dropped, m.pending, m.pendingLimit, m.pendingWaits}
 		for i, c := range cs {
 			if err := reg.Register(c); err != nil {
 				for _, done := range cs[:i] {
