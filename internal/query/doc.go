@@ -48,7 +48,8 @@
 //
 // Any goroutine may call Query, Prepare, Register, Refresh. AddReadings and CommittedReadings are
 // called by the decoder's goroutine. The engine runs three goroutines of its own, stopped by Close:
-// the hot writer (appends queued hot rows every query.hot_flush_interval), the poller (reads the
+// the hot writer (appends queued hot rows every query.hot_flush_interval; Prepare appends what is queued
+// before DuckDB plans a query, so the query sees it), the poller (reads the
 // Delta logs), and the indexer (folds new readings files into the latest index). Lock order:
 // Engine.refreshMu, then hotReadings.writeMu, then hotReadings.mu.
 //

@@ -335,3 +335,29 @@ func TestHotFeedRefusesQueries(t *testing.T) {
 		t.Fatalf("bind with the flush's key: %v", err)
 	}
 }
+
+// TestHotRowsSyncedByQuery: a query sees every reading handed over before it started, without waiting
+// for the hot writer's interval (set far longer than the test here).
+func TestHotRowsSyncedByQuery(t *testing.T) {
+	lk, u := testkit.TempLake(t)
+	if _, err := lake.NewWriter(context.Background(), lk, lake.ReadingsSpec(), lake.DefaultConfig()); err != nil {
+		t.Fatal(err) // creates readings/
+	}
+	cfg := testConfig()
+	cfg.HotFlushInterval = 10 * time.Second
+	e := openEngine(t, u, cfg, WithHotReadings(decoderAppID))
+	rows := testkit.Readings(300, 7, day0, 1_000_000, 0)
+	for i, n := range []int{1, 120, 300} { // three hand-overs, each queried at once
+		from := 0
+		if i > 0 {
+			from = []int{1, 120, 300}[i-1]
+		}
+		e.AddReadings(0, rows[from:n])
+		if got := count(t, e, "SELECT count(*) FROM readings"); got != int64(n) {
+			t.Fatalf("query right after handing over %d readings counted %d", n, got)
+		}
+	}
+	if got := count(t, e, "SELECT count(DISTINCT sensor_id) FROM readings"); got != 7 {
+		t.Fatalf("%d sensors, want 7", got)
+	}
+}

@@ -143,6 +143,14 @@ func (e *Engine) Prepare(ctx context.Context, q string) (*Prepared, error) {
 		<-e.sem
 		cancel()
 	}
+	if e.hot != nil {
+		// What the decoder handed over so far, visible to this query. Before DuckDB plans it: the plan
+		// takes the hot tables' statistics as they are (a join over hot_series planned before a flush
+		// added series would filter out their rows).
+		if err := e.hot.sync(); err != nil {
+			e.hot.warnFlush(err)
+		}
+	}
 	err = conn.Raw(func(dc any) error {
 		c := dc.(*duckdb.Conn)
 		if inner > 0 { // EXPLAIN: what it explains must be a query too
