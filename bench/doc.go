@@ -54,7 +54,7 @@
 // # Goroutines
 //
 // main runs the measurements one after another on its goroutine; a measurement may start a sampler
-// goroutine (polling a counter every 50ms) and the simulator's own, and waits for all of them before
+// goroutine (polling a counter: sluice's /metrics every 200ms, other counters more often) and the simulator's own, and waits for all of them before
 // it returns. Child processes are owned by package harness.
 //
 // # Written here
