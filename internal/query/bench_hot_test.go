@@ -11,7 +11,8 @@ import (
 
 // BenchmarkHotFlush appends hot readings (10,000 sensors, one in 100 with a flag) to the SQL engine's
 // hot table in batches and reports the cost a row: the decoder's hot handoff. batch=512 is what one
-// flush holds at ~50,000 readings/s with query.hot_flush_interval 10ms; 16384 a burst.
+// flush held at ~50,000 readings/s with query.hot_flush_interval 10ms (the default until 250ms, where
+// one holds ~12,500). 2026-12-03, 2-core 2.3GHz Xeon: 4,177 and 830 ns/row.
 func BenchmarkHotFlush(b *testing.B) {
 	for _, batch := range []int{512, 16384} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) { benchHotFlush(b, batch) })
