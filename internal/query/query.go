@@ -112,6 +112,15 @@ func (e *Engine) Prepare(ctx context.Context, q string) (*Prepared, error) {
 	if inner < 0 {
 		return &Prepared{e: e, q: q, empty: true, release: func() {}}, nil
 	}
+	if e.hot != nil {
+		// What the decoder handed over so far, visible to this query. Before DuckDB plans it: the plan
+		// takes the hot tables' statistics as they are (a join over hot_series planned before a flush
+		// added series would filter out their rows). And before the query's timeout starts: it is
+		// ingest's work, which the query only waits for.
+		if err := e.hot.sync(); err != nil {
+			e.hot.warnFlush(err)
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
 	e.m.waiting.Inc()
 	select {
@@ -142,14 +151,6 @@ func (e *Engine) Prepare(ctx context.Context, q string) (*Prepared, error) {
 		_ = conn.Close()
 		<-e.sem
 		cancel()
-	}
-	if e.hot != nil {
-		// What the decoder handed over so far, visible to this query. Before DuckDB plans it: the plan
-		// takes the hot tables' statistics as they are (a join over hot_series planned before a flush
-		// added series would filter out their rows).
-		if err := e.hot.sync(); err != nil {
-			e.hot.warnFlush(err)
-		}
 	}
 	err = conn.Raw(func(dc any) error {
 		c := dc.(*duckdb.Conn)
