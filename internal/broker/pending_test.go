@@ -13,13 +13,12 @@ import (
 	"github.com/sluice-project/sluice/internal/testkit"
 )
 
-// pendingTopic and the decimal payloads publishSeq sends cost pendingOverhead + 12 or 13 bytes.
-const pendingTopic = "plant/pending"
-
-// fits is how many messages of this test's size the budget holds at once.
-func fits(budget int64, payload int) int {
-	return int(budget / (pendingOverhead + int64(len(pendingTopic)+payload)))
-}
+// pendingTopic and the decimal payloads ("1" to "32") cost pendingOverhead + 14 or 15 bytes, so
+// minPendingBytes (64KiB) holds pendingFits of them at once.
+const (
+	pendingTopic = "plant/pending"
+	pendingFits  = minPendingBytes / (pendingOverhead + len(pendingTopic) + 2) // 31
+)
 
 // heldSteady waits until the gated log holds want appends and checks that no more arrive meanwhile.
 func heldSteady(t *testing.T, l *gatedLog, want int) {
@@ -29,6 +28,19 @@ func heldSteady(t *testing.T, l *gatedLog, want int) {
 	if n := int(l.waiting.Load()); n != want {
 		t.Fatalf("log holds %d appends, want %d (what broker.pending_bytes has room for)", n, want)
 	}
+}
+
+// openOnFailure opens l's gate when the test ends with it still closed (the test failed before it
+// released the log), so that the broker's Close, which waits for every append, does not hang.
+func openOnFailure(t *testing.T, l *gatedLog) {
+	t.Cleanup(func() {
+		l.mu.Lock()
+		opened := l.opened
+		l.mu.Unlock()
+		if !opened {
+			l.release()
+		}
+	})
 }
 
 // TestPendingBytes: broker.pending_bytes bounds the messages held for the log over all connections,
@@ -45,6 +57,7 @@ func TestPendingBytes(t *testing.T) {
 			cfg := modeConfig(tc.pipeline)
 			cfg.PendingBytes = minPendingBytes
 			b, _ := startBroker(t, cfg, l)
+			openOnFailure(t, l) // runs before the broker's Close
 			const conns, each = 4, 25 // 100 messages, payloads "1".."25"
 			clients := make([]*raw3, conns)
 			for i := range clients {
@@ -58,11 +71,7 @@ func TestPendingBytes(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			// 64KiB holds 31 messages of 2,061-2,062 bytes whichever connections they came from.
-			want := fits(int64(cfg.PendingBytes), 2)
-			if want != 31 {
-				t.Fatalf("budget fits %d messages, test expects 31", want)
-			}
+			want := pendingFits // whichever connections they came from
 			heldSteady(t, l, want)
 			held := testutil.ToFloat64(b.m.pending)
 			if lo, hi := float64(want*(pendingOverhead+len(pendingTopic)+1)), float64(want*(pendingOverhead+len(pendingTopic)+2)); held < lo || held > hi {
@@ -106,8 +115,9 @@ func TestPendingBytesTimeout(t *testing.T) {
 			cfg := modeConfig(true)
 			cfg.PendingBytes, cfg.AppendTimeout = minPendingBytes, 300*time.Millisecond
 			b, _ := startBroker(t, cfg, l)
+			openOnFailure(t, l) // runs before the broker's Close
 			c, _ := dialRaw3(t, b.Addr().String(), "stuck", true)
-			for id := 1; id <= 32; id++ { // one more than the budget holds
+			for id := 1; id <= pendingFits+1; id++ { // one more than the budget holds
 				if err := c.writePublish(uint16(id), pendingTopic, []byte(fmt.Sprint(id)), qos, false); err != nil {
 					t.Fatal(err)
 				}
@@ -115,7 +125,7 @@ func TestPendingBytesTimeout(t *testing.T) {
 			if err := c.flush(); err != nil {
 				t.Fatal(err)
 			}
-			heldSteady(t, l, 31)
+			heldSteady(t, l, pendingFits)
 			if qos == 1 {
 				typ, body, err := c.read(10 * time.Second)
 				if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
@@ -125,7 +135,7 @@ func TestPendingBytesTimeout(t *testing.T) {
 			testkit.Eventually(t, 10*time.Second, func() bool { return testutil.ToFloat64(b.m.appendErrors[qos]) == 1 },
 				"%v append errors, want 1", testutil.ToFloat64(b.m.appendErrors[qos]))
 			l.release()
-			readLog(t, l.Log, 31)
+			readLog(t, l.Log, pendingFits)
 		})
 	}
 }

@@ -198,7 +198,7 @@ func (h *hotReadings) warnFlush(err error) {
 }
 
 // sync appends every row queued before it was called, so that a query starting after it sees them
-// (Prepared.Run calls it first): between queries rows wait up to HotFlushInterval, which then only
+// (Engine.Prepare calls it first): between queries rows wait up to HotFlushInterval, which then only
 // bounds how many wait (DuckDB's fixed cost per flush, ~0.5-0.9 ms, is paid that much less often),
 // not how stale an answer is.
 func (h *hotReadings) sync() error {
@@ -229,11 +229,6 @@ func (h *hotReadings) flushLocked() error {
 		}
 		h.mu.Unlock()
 	}()
-	return h.flushBatch(batch)
-}
-
-// flushBatch appends batch and commits it. Caller holds writeMu.
-func (h *hotReadings) flushBatch(batch []hotRow) error {
 	if len(batch) == 0 {
 		return nil
 	}

@@ -347,15 +347,13 @@ func TestHotRowsSyncedByQuery(t *testing.T) {
 	cfg.HotFlushInterval = 10 * time.Second
 	e := openEngine(t, u, cfg, WithHotReadings(decoderAppID))
 	rows := testkit.Readings(300, 7, day0, 1_000_000, 0)
-	for i, n := range []int{1, 120, 300} { // three hand-overs, each queried at once
-		from := 0
-		if i > 0 {
-			from = []int{1, 120, 300}[i-1]
-		}
+	from := 0
+	for _, n := range []int{1, 120, 300} { // three hand-overs, each queried at once
 		e.AddReadings(0, rows[from:n])
 		if got := count(t, e, "SELECT count(*) FROM readings"); got != int64(n) {
 			t.Fatalf("query right after handing over %d readings counted %d", n, got)
 		}
+		from = n
 	}
 	if got := count(t, e, "SELECT count(DISTINCT sensor_id) FROM readings"); got != 7 {
 		t.Fatalf("%d sensors, want 7", got)
