@@ -2,6 +2,9 @@ package query
 
 import (
 	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,9 +16,46 @@ import (
 // hot table in batches and reports the cost a row: the decoder's hot handoff. batch=512 is what one
 // flush held at ~50,000 readings/s with query.hot_flush_interval 10ms (the default until 250ms, where
 // one holds ~12,500). 2026-12-03, 2-core 2.3GHz Xeon: 4,177 and 830 ns/row.
+//
+// busy=true runs a busy loop per CPU beside the flushes, at normal priority, as ingest keeps a
+// machine busy. caller-cpu-ns/row is the CPU time of the thread that flushes: DuckDB's worker threads
+// run at query.nice (19) and get almost no CPU then, and a statement whose tasks they took keeps its
+// caller polling until they finish. 2026-12-04, 2-core AMD EPYC, 12,500-row flushes, caller CPU a
+// row: 526-545 ns idle, 480-1,207 busy (five runs); most of the difference is the CHECKPOINT every
+// 122,880 rows (with it disabled: 299 idle, 397 busy). An appender instead of the INSERT measured
+// the same (758-1,501 busy, three runs alternated with the INSERT's 480-1,207), so it was not taken.
 func BenchmarkHotFlush(b *testing.B) {
-	for _, batch := range []int{512, 16384} {
-		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) { benchHotFlush(b, batch) })
+	for _, c := range []struct {
+		batch int
+		busy  bool
+	}{{512, false}, {16384, false}, {12500, false}, {12500, true}} {
+		b.Run(fmt.Sprintf("batch=%d/busy=%v", c.batch, c.busy), func(b *testing.B) {
+			if c.busy {
+				stop := busyLoops(runtime.NumCPU())
+				defer stop()
+			}
+			benchHotFlush(b, c.batch)
+		})
+	}
+}
+
+// busyLoops keeps n OS threads spinning at normal priority until stop is called (GOMAXPROCS is raised
+// by n meanwhile, so the benchmark keeps its own).
+func busyLoops(n int) (stop func()) {
+	prev := runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + n)
+	var done atomic.Bool
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			runtime.LockOSThread()
+			for !done.Load() {
+			}
+		})
+	}
+	return func() {
+		done.Store(true)
+		wg.Wait()
+		runtime.GOMAXPROCS(prev)
 	}
 }
 
@@ -33,6 +73,9 @@ func benchHotFlush(b *testing.B, batch int) {
 		}
 	}
 	rows := lake.ReadingsOf(file)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cpu0 := threadCPU(b)
 	b.ResetTimer()
 	for range b.N {
 		h.add(0, rows)
@@ -43,4 +86,7 @@ func benchHotFlush(b *testing.B, batch int) {
 		h.writeMu.Unlock()
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/row")
+	if cpu0 >= 0 {
+		b.ReportMetric(float64((threadCPU(b)-cpu0).Nanoseconds())/float64(b.N*batch), "caller-cpu-ns/row")
+	}
 }
