@@ -18,23 +18,25 @@ import (
 // one holds ~12,500). 2026-12-03, 2-core 2.3GHz Xeon: 4,177 and 830 ns/row.
 //
 // busy=true runs a busy loop per CPU beside the flushes, at normal priority, as ingest keeps a
-// machine busy. caller-cpu-ns/row is the CPU time of the thread that flushes: DuckDB's worker threads
-// run at query.nice (19) and get almost no CPU then, and a statement whose tasks they took keeps its
+// machine busy; caller-cpu-ns/row is the CPU time of the thread that flushes. With DuckDB's worker
+// threads at nice=19 they get almost no CPU then, and a statement whose tasks they took keeps its
 // caller polling until they finish. 2026-12-04, 2-core AMD EPYC, 12,500-row flushes, caller CPU a
-// row: 526-545 ns idle, 480-1,207 busy (five runs); most of the difference is the CHECKPOINT every
-// 122,880 rows (with it disabled: 299 idle, 397 busy). An appender instead of the INSERT measured
-// the same (758-1,501 busy, three runs alternated with the INSERT's 480-1,207), so it was not taken.
+// row at nice 19: 526-545 ns idle, 480-1,893 busy (eight runs; wall 1,318-3,188 ns/row), most of it
+// the CHECKPOINT every 122,880 rows (with it disabled: 299 idle, 397 busy); at nice 0 (the
+// default since), 331-428 busy (wall 846-1,063). An appender instead of the INSERT measured the same
+// at 19 (758-1,501 busy, three runs alternated with the INSERT's 480-1,207), so it was not taken.
 func BenchmarkHotFlush(b *testing.B) {
 	for _, c := range []struct {
 		batch int
 		busy  bool
-	}{{512, false}, {16384, false}, {12500, false}, {12500, true}} {
-		b.Run(fmt.Sprintf("batch=%d/busy=%v", c.batch, c.busy), func(b *testing.B) {
+		nice  int
+	}{{512, false, 0}, {16384, false, 0}, {12500, false, 0}, {12500, true, 0}, {12500, true, 19}} {
+		b.Run(fmt.Sprintf("batch=%d/busy=%v/nice=%d", c.batch, c.busy, c.nice), func(b *testing.B) {
 			if c.busy {
 				stop := busyLoops(runtime.NumCPU())
 				defer stop()
 			}
-			benchHotFlush(b, c.batch)
+			benchHotFlush(b, c.batch, c.nice)
 		})
 	}
 }
@@ -59,9 +61,11 @@ func busyLoops(n int) (stop func()) {
 	}
 }
 
-func benchHotFlush(b *testing.B, batch int) {
+func benchHotFlush(b *testing.B, batch, nice int) {
 	_, u := testkit.TempLake(b)
-	e := openEngine(b, u, testConfig(), WithHotReadings(func(p int32) string { return fmt.Sprintf("decoder-p%d", p) }))
+	cfg := testConfig()
+	cfg.Nice = nice
+	e := openEngine(b, u, cfg, WithHotReadings(func(p int32) string { return fmt.Sprintf("decoder-p%d", p) }))
 	h := e.hot
 	file := make([]lake.ReadingRow, batch)
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC).UnixMicro()

@@ -24,7 +24,8 @@ import (
 // made durable in each kind of segment, their ratio (target ≥ 0.9: ingest keeps its pace;
 // query.execution_share is what holds the queries back) and the queries answered. Alternating
 // segments of one run compare like with like on a machine whose speed drifts by ±20% between runs.
-// Run with -benchtime=1x; SLUICE_BENCH_EXECUTION_SHARE=1 measures queries that are not held back.
+// Run with -benchtime=1x; SLUICE_BENCH_EXECUTION_SHARE=1 measures queries that are not held back,
+// SLUICE_BENCH_NICE sets query.nice.
 func BenchmarkIngestUnderQueries(b *testing.B) {
 	for range b.N {
 		alone, loaded, queries := ingestRun(b, 8, 5*time.Second)
@@ -44,6 +45,11 @@ func ingestRun(b *testing.B, segments int, seg time.Duration) (alone, loaded flo
 	cfg.Logging.Level = "error"
 	if v := os.Getenv("SLUICE_BENCH_EXECUTION_SHARE"); v != "" { // 1: queries not held back, for comparison
 		if _, err := fmt.Sscan(v, &cfg.Query.ExecutionShare); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if v := os.Getenv("SLUICE_BENCH_NICE"); v != "" {
+		if _, err := fmt.Sscan(v, &cfg.Query.Nice); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -55,11 +55,12 @@
 //
 // # Written by hand, and why
 //
-// Thread priority (priority_linux.go): on a 2-core machine DuckDB's threads would otherwise take CPU
-// from ingest; Go has no API for it, so DuckDB is opened on a locked OS thread whose niceness is
-// raised (DuckDB's workers inherit it), and the thread exits with its goroutine. Queries themselves
-// are called at normal priority (see lowPriority for why) and rationed instead while readings arrive
-// (ration.go). The statement check
+// Thread priority (priority_linux.go): with query.nice above 0, DuckDB is opened on a locked OS
+// thread whose niceness is raised (DuckDB's workers inherit it; Go has no API for it), and the thread
+// exits with its goroutine. The default is 0: the thread calling a statement polls for the tasks
+// DuckDB's workers took, at normal priority, so starving the workers made every statement, sluice's
+// own included, cost more and take longer (see Config.Nice). Queries are rationed instead while
+// readings arrive (ration.go). The statement check
 // is a few lines of keyword scanning, because DuckDB's prepared statement type alone lets PRAGMA
 // through (as a SELECT) and hides what EXPLAIN ANALYZE would run. Error positions are read from
 // DuckDB's "LINE n:" context block, which its C API offers only as text.

@@ -8,10 +8,11 @@ import (
 )
 
 // Ingest comes first. On a machine ingest keeps busy, every CPU second a query takes is one ingest
-// does not get: DuckDB's own worker threads run at lowered priority, but the thread that calls a
-// query executes its share at normal priority, and lowering that thread stalls the process (see
-// lowPriority) or inverts priorities inside DuckDB (measured: freshness p99 212–413 ms when the call
-// ran on a lowered thread). So while readings are arriving, queries are rationed instead: together
+// does not get. Priorities do not help: the thread that calls a query executes its share at normal
+// priority, and lowering that thread stalls the process (see lowPriority) or inverts priorities
+// inside DuckDB (measured: freshness p99 212–413 ms when the call ran on a lowered thread); lowering
+// only DuckDB's workers (query.nice) leaves the caller polling for them. So while readings are
+// arriving, queries are rationed instead: together
 // they may execute for query.execution_share of the wall-clock time, with query.execution_burst of
 // execution time available at once, so an interactive query runs at once and only a sustained query
 // load waits. Without ingest (no hot rows handed over for ingestIdle) queries are not held back.
