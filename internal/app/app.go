@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -568,5 +569,22 @@ func (r *registryArchive) store(ctx context.Context, reg *sensor.Registry, raw [
 	if _, err := r.w.Commit(ctx, app, 0); err != nil {
 		return fmt.Errorf("archive sensor registry %s: %w", reg.Digest()[:12], err)
 	}
+	if len(raw) >= releaseAfterArchive {
+		go releaseMemory() // not on start-up's path: ~0.3 s at 100,000 sensors
+	}
 	return nil
+}
+
+// releaseAfterArchive: archiving a registry file at least this large is followed by releaseMemory.
+// Writing the file as one Parquet value takes encoder buffers of about twice its size from
+// parquet-go's pools (sync.Pool), which only garbage collections empty; an idle sluice makes none,
+// so they stayed: 63 MB of a 100,000-sensor registry's 26 MB file, most of the 221 MiB RSS sluice
+// had once ready.
+const releaseAfterArchive = 4 << 20
+
+// releaseMemory empties the sync.Pools (a pooled object survives one collection in the pool's victim
+// cache, so two) and returns the freed memory to the OS.
+func releaseMemory() {
+	runtime.GC()
+	debug.FreeOSMemory()
 }
