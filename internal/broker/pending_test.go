@@ -57,7 +57,7 @@ func TestPendingBytes(t *testing.T) {
 			cfg := modeConfig(tc.pipeline)
 			cfg.PendingBytes = minPendingBytes
 			b, _ := startBroker(t, cfg, l)
-			openOnFailure(t, l) // runs before the broker's Close
+			openOnFailure(t, l)       // runs before the broker's Close
 			const conns, each = 4, 25 // 100 messages, payloads "1".."25"
 			clients := make([]*raw3, conns)
 			for i := range clients {
