@@ -578,8 +578,8 @@ func (r *registryArchive) store(ctx context.Context, reg *sensor.Registry, raw [
 // releaseAfterArchive: archiving a registry file at least this large is followed by releaseMemory.
 // Writing the file as one Parquet value takes encoder buffers of about twice its size from
 // parquet-go's pools (sync.Pool), which only garbage collections empty; an idle sluice makes none,
-// so they stayed: 63 MB of a 100,000-sensor registry's 26 MB file, most of the 221 MiB RSS sluice
-// had once ready.
+// so they stayed: 63 MB for a 100,000-sensor registry's 26 MB file, of the 221 MiB RSS sluice had
+// once ready. A reload of such a file while ingesting costs one more collection, once.
 const releaseAfterArchive = 4 << 20
 
 // releaseMemory empties the sync.Pools (a pooled object survives one collection in the pool's victim

@@ -43,14 +43,14 @@ func ingestRun(b *testing.B, segments int, seg time.Duration) (alone, loaded flo
 	cfg.HTTP.Listen = "127.0.0.1:0"
 	cfg.Query.PGWire.Listen = ""
 	cfg.Logging.Level = "error"
-	if v := os.Getenv("SLUICE_BENCH_EXECUTION_SHARE"); v != "" { // 1: queries not held back, for comparison
-		if _, err := fmt.Sscan(v, &cfg.Query.ExecutionShare); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if v := os.Getenv("SLUICE_BENCH_NICE"); v != "" {
-		if _, err := fmt.Sscan(v, &cfg.Query.Nice); err != nil {
-			b.Fatal(err)
+	for name, dst := range map[string]any{
+		"SLUICE_BENCH_EXECUTION_SHARE": &cfg.Query.ExecutionShare, // 1: queries not held back, for comparison
+		"SLUICE_BENCH_NICE":            &cfg.Query.Nice,
+	} {
+		if v := os.Getenv(name); v != "" {
+			if _, err := fmt.Sscan(v, dst); err != nil {
+				b.Fatalf("%s=%q: %v", name, v, err)
+			}
 		}
 	}
 	a := app.New(cfg, app.Options{}, slog.New(slog.DiscardHandler))
