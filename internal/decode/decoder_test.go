@@ -5,12 +5,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/sluice-project/sluice/internal/sensor"
 	"github.com/sluice-project/sluice/internal/testkit"
@@ -492,5 +494,59 @@ func TestInternerBounded(t *testing.T) {
 		if r.SensorID != want {
 			t.Fatalf("kept reading %d has sensor %q, want %q", j, r.SensorID, want)
 		}
+	}
+}
+
+// A sensor the registry lists is resolved to the registry's own id string, and the decoder keeps no
+// copy of it; only unlisted ids are interned by the decoder (one shared string each).
+func TestRegisteredSensorsNotCopied(t *testing.T) {
+	var list []sensor.Sensor
+	for i := range 100 {
+		list = append(list, sensor.Sensor{ID: fmt.Sprintf("s-%d", i), Type: "temperature", Unit: "C"})
+	}
+	reg := sensor.New(list, nil)
+	d := newDecoder(t, DefaultConfig(), reg)
+	msgs := []func(i int) (topic, payload string){
+		func(i int) (string, string) { return "x", fmt.Sprintf(`{"sensor_id":"s-%d","value":1}`, i) },       // id in the payload
+		func(i int) (string, string) { return fmt.Sprintf("plant/a/line2/s-%d/temperature", i), `{"v":1}` }, // id in the topic
+	}
+	for round := range 2 {
+		for _, msg := range msgs {
+			for i := range 100 {
+				topic, payload := msg(i)
+				rs, err := d.Decode(nil, topic, []byte(payload), recv)
+				if err != nil || len(rs) != 1 {
+					t.Fatalf("%s %s: %v, %d readings", topic, payload, err, len(rs))
+				}
+				want := reg.Lookup(fmt.Sprintf("s-%d", i))
+				if rs[0].SensorID != want.ID || unsafe.StringData(rs[0].SensorID) != unsafe.StringData(want.ID) {
+					t.Fatalf("round %d: %s %s: sensor %q is not the registry's string", round, topic, payload, rs[0].SensorID)
+				}
+				if rs[0].Flags.Has(FlagUnknownSensor) {
+					t.Fatalf("round %d: sensor %q flagged unknown", round, rs[0].SensorID)
+				}
+			}
+		}
+	}
+	if n := len(d.sensors.m); n != 0 {
+		t.Fatalf("decoder holds %d ids of registered sensors, want 0", n)
+	}
+	var first string
+	for range 3 {
+		rs, err := d.Decode(nil, "x", []byte(`{"sensor_id":"stranger","value":1}`), recv)
+		if err != nil || len(rs) != 1 {
+			t.Fatalf("stranger: %v, %d readings", err, len(rs))
+		}
+		if !rs[0].Flags.Has(FlagUnknownSensor) {
+			t.Fatal("unlisted sensor not flagged unknown")
+		}
+		if first == "" {
+			first = rs[0].SensorID
+		} else if unsafe.StringData(rs[0].SensorID) != unsafe.StringData(first) {
+			t.Fatal("unlisted sensor's id not interned: a new string per message")
+		}
+	}
+	if n := len(d.sensors.m); n != 1 {
+		t.Fatalf("decoder holds %d ids, want 1 (the unlisted one)", n)
 	}
 }

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -92,4 +93,53 @@ func BenchmarkDecoderProcess(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(i*4096), "ns/reading")
 		})
 	}
+}
+
+// BenchmarkDecoderSensorMemory is the memory the decoder stage keeps per sensor, its buffered rows
+// aside: it decodes three readings from every sensor of the fleet (nested shape, one decoding
+// goroutine per processor), seals (dropping the rows), and reports the live heap it holds after a
+// collection, per sensor (the registry, shared with the rest of sluice, is not counted). What remains
+// is the deduplication window of three keys a series, the series and the id tables.
+func BenchmarkDecoderSensorMemory(b *testing.B) {
+	for _, fleet := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("sensors=%d", fleet), func(b *testing.B) {
+			batches, reg := benchRecords(b, 3*fleet, fleet)
+			ctx := context.Background()
+			var perSensor float64
+			for b.Loop() {
+				lk, err := lake.Open(ctx, fmt.Sprintf("mem://bench-%d", time.Now().UnixNano()))
+				if err != nil {
+					b.Fatal(err)
+				}
+				before := liveHeap()
+				d, err := NewDecoder(ctx, lk, lake.DefaultConfig(), decode.DefaultConfig(), reg, DefaultDedupConfig(), nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := d.Resume(ctx, 0); err != nil {
+					b.Fatal(err)
+				}
+				for i, batch := range batches {
+					if err := d.Process(ctx, batch); err != nil {
+						b.Fatal(err)
+					}
+					if i == len(batches)-1 {
+						d.Seal(0, batch[len(batch)-1].Offset)
+					}
+				}
+				perSensor = float64(liveHeap()-before) / float64(fleet)
+				runtime.KeepAlive(d)
+				lk.Close()
+			}
+			b.ReportMetric(perSensor, "live-B/sensor")
+		})
+	}
+}
+
+// liveHeap is the heap in use after a collection.
+func liveHeap() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
 }

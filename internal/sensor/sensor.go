@@ -78,6 +78,18 @@ func (r *Registry) Lookup(id string) *Sensor {
 	return &r.sorted[i]
 }
 
+// LookupBytes is Lookup for an id held in a byte slice (no copy of it is made).
+func (r *Registry) LookupBytes(id []byte) *Sensor {
+	if r == nil {
+		return nil
+	}
+	i, ok := r.byID[string(id)]
+	if !ok {
+		return nil
+	}
+	return &r.sorted[i]
+}
+
 // Len returns the number of sensors.
 func (r *Registry) Len() int {
 	if r == nil {
