@@ -29,7 +29,9 @@
 //   - inprocess: no network. Messages from the simulator's Generator are encoded as envelopes before
 //     the clock starts; then they are appended to a real WAL (fsync on) with AppendAsync in batches of
 //     1,024 while the archiver and decoder stages run on it, writing a file:// lake with the default
-//     lake settings; the clock stops when both have committed everything. A first run, before the
+//     lake settings; the clock stops when both have committed everything. Per stage it also reports
+//     how many records the stage had yet to process when the last append was durable, and how long
+//     after that its last commit came: what the pipeline takes beyond the appends. A first run, before the
 //     measured ones, is reported on its own row: its heap grows from nothing. One more run is profiled
 //     with CPU samples labelled by stage (pprof labels on the runner and WAL goroutines), and the
 //     profile's split by stage and its top functions go into RESULTS.md.

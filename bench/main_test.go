@@ -111,6 +111,13 @@ func TestInprocessShort(t *testing.T) {
 	if res.readings != 50_000 || res.raw != 50_000 || !(res.total > 0) || !(res.appended >= res.total) {
 		t.Fatalf("result %+v: want 50,000 readings and raw rows, and appends at least as fast as the whole", res)
 	}
+	for i, name := range stageNames {
+		// A stage's last commit holds the last record, so it comes after that record was appended.
+		if res.behind[i] < 0 || res.behind[i] > 50_000 || res.tail[i] <= 0 || res.tail[i] > res.elapsed {
+			t.Fatalf("%s: %d records behind at the last append, last commit %s after it (run %s): want 0-50,000 and within the run",
+				name, res.behind[i], res.tail[i], res.elapsed)
+		}
+	}
 }
 
 // TestStorageShort writes two simulated minutes of 100 sensors: files are cut by rows, and the bytes

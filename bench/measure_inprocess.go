@@ -30,10 +30,12 @@ type inprocessPlan struct {
 
 // inprocessResult is one run.
 type inprocessResult struct {
-	total    float64 // readings/s, first append to both stages committed
-	appended float64 // records/s made durable by the WAL (the appends alone)
-	readings int64   // distinct readings in the lake afterwards
-	raw      int64   // rows in raw/ afterwards
+	total    float64          // readings/s, first append to both stages committed
+	appended float64          // records/s made durable by the WAL (the appends alone)
+	behind   [2]int64         // records the archiver and the decoder had yet to process when the last append was durable
+	tail     [2]time.Duration // from then until each stage had committed everything
+	readings int64            // distinct readings in the lake afterwards
+	raw      int64            // rows in raw/ afterwards
 	elapsed  time.Duration
 }
 
@@ -50,6 +52,13 @@ func measureInprocess(ctx context.Context, e *env, plan inprocessPlan) (*Section
 	}
 	total := s.Add("readings/s into the lake (raw/ and readings/ committed)", "readings/s", 0).Goal(1_000_000, true)
 	appended := s.Add("WAL appends alone (durable, while the stages run)", "records/s", 0)
+	var behind, tail [2]*Figure
+	for i, name := range stageNames {
+		behind[i] = s.Add(fmt.Sprintf("records the %s had yet to process when the last append was durable", name), "records", 0)
+	}
+	for i, name := range stageNames {
+		tail[i] = s.Add(fmt.Sprintf("from the last append durable to the %s's last commit", name), "ms", 0)
+	}
 	var cold *Figure
 	if plan.warmup {
 		cold = s.Add("readings/s into the lake, the process's first run (cold heap; not among the runs above)", "readings/s", 0)
@@ -79,6 +88,10 @@ func measureInprocess(ctx context.Context, e *env, plan inprocessPlan) (*Section
 		e.say("in-process run %d/%d: %.0f readings/s (WAL alone %.0f records/s)", r+1, plan.runs, res.total, res.appended)
 		total.Values = append(total.Values, res.total)
 		appended.Values = append(appended.Values, res.appended)
+		for i := range stageNames {
+			behind[i].Values = append(behind[i].Values, float64(res.behind[i]))
+			tail[i].Values = append(tail[i].Values, float64(res.tail[i].Microseconds())/1000)
+		}
 	}
 	if plan.profile {
 		dir, err := e.dir("inprocess-profile")
@@ -152,13 +165,14 @@ func inprocessRun(ctx context.Context, e *env, c *corpus, profile string, check 
 	var appendErr error
 	pprof.Do(ctx, pprof.Labels("stage", "append"), func(ctx context.Context) { appendErr = appendAll(ctx, w, c, 1024, 16) })
 	tAppended := time.Now()
+	done, doneErr := stageRecords(reg)
 	drainErr := st.drain()
 	tEnd := time.Now()
 	if profile != "" {
 		pprof.StopCPUProfile()
 	}
-	if appendErr != nil || drainErr != nil {
-		return inprocessResult{}, fmt.Errorf("append: %v; stages: %v", appendErr, drainErr)
+	if appendErr != nil || drainErr != nil || doneErr != nil {
+		return inprocessResult{}, fmt.Errorf("append: %v; stages: %v; stage metrics: %v", appendErr, drainErr, doneErr)
 	}
 	walOpen = false
 	if err := w.Close(); err != nil {
@@ -166,6 +180,10 @@ func inprocessRun(ctx context.Context, e *env, c *corpus, profile string, check 
 	}
 	n := float64(c.len())
 	res := inprocessResult{total: n / tEnd.Sub(t0).Seconds(), appended: n / tAppended.Sub(t0).Seconds(), elapsed: tEnd.Sub(t0)}
+	for i, name := range stageNames {
+		res.behind[i] = int64(c.len()) - done[name]
+		res.tail[i] = st.done[i].Sub(tAppended)
+	}
 	if !check {
 		return res, nil
 	}
@@ -187,6 +205,34 @@ func inprocessRun(ctx context.Context, e *env, c *corpus, profile string, check 
 		return res, fmt.Errorf("lake holds %d readings (%d distinct) and %d raw rows, want %d of each", rd.Rows, rd.Distinct, raw, c.len())
 	}
 	return res, nil
+}
+
+// stageRecords reads sluice_stage_records_total of each stage from g: the log records it has
+// processed.
+func stageRecords(g prometheus.Gatherer) (map[string]int64, error) {
+	mfs, err := g.Gather()
+	if err != nil {
+		return nil, err
+	}
+	n := map[string]int64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "sluice_stage_records_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "stage" {
+					n[l.GetValue()] = int64(m.GetCounter().GetValue())
+				}
+			}
+		}
+	}
+	for _, name := range stageNames {
+		if _, ok := n[name]; !ok {
+			return nil, fmt.Errorf("no sluice_stage_records_total for stage %s", name)
+		}
+	}
+	return n, nil
 }
 
 // profileSummary returns the stage split (pprof -tags) and the top functions (pprof -top) of a CPU

@@ -70,11 +70,15 @@ func makeCorpus(n, fleet int, seed int64, start time.Time) (*corpus, error) {
 	return c, nil
 }
 
+// stageNames are the stages' names, in the order of stages.runners.
+var stageNames = [2]string{pipeline.ArchiverName, pipeline.DecoderName}
+
 // stages is the archiver and the decoder reading one log and writing one lake, as the app wires them.
 type stages struct {
 	runners []*pipeline.Runner
 	wg      sync.WaitGroup
 	errs    [2]error
+	done    [2]time.Time // when each runner returned
 }
 
 // startStages registers both consumer groups on l and runs them, each on its own goroutine labelled
@@ -90,11 +94,8 @@ func startStages(ctx context.Context, l slog2.Log, lk *lake.Lake, lcfg lake.Conf
 	}
 	logger := slog.New(slog.DiscardHandler)
 	s := &stages{}
-	for _, st := range []struct {
-		name  string
-		stage pipeline.Stage
-	}{{pipeline.ArchiverName, arch}, {pipeline.DecoderName, dec}} {
-		r, err := pipeline.NewRunner(st.name, l, st.stage, logger, mreg)
+	for i, stage := range [2]pipeline.Stage{arch, dec} {
+		r, err := pipeline.NewRunner(stageNames[i], l, stage, logger, mreg)
 		if err != nil {
 			return nil, err
 		}
@@ -103,9 +104,10 @@ func startStages(ctx context.Context, l slog2.Log, lk *lake.Lake, lcfg lake.Conf
 	}
 	for i, r := range s.runners {
 		s.wg.Go(func() {
-			pprof.Do(ctx, pprof.Labels("stage", []string{pipeline.ArchiverName, pipeline.DecoderName}[i]), func(ctx context.Context) {
+			pprof.Do(ctx, pprof.Labels("stage", stageNames[i]), func(ctx context.Context) {
 				s.errs[i] = r.Run(ctx)
 			})
+			s.done[i] = time.Now()
 		})
 	}
 	return s, nil
