@@ -157,6 +157,10 @@ func TestMemoryShort(t *testing.T) {
 	if sp := res.split; sp.rss <= 0 || sp.rss > res.peak || sp.goHeld <= 0 || sp.goHeld >= sp.rss {
 		t.Fatalf("split at the highest sample: rss %d, Go %d (peak %d)", sp.rss, sp.goHeld, res.peak)
 	}
+	// What a collection found live is in the heap the runtime holds, and it is not nothing.
+	if sp := res.split; sp.maxLive < 1<<20 || sp.maxLive > res.peak {
+		t.Fatalf("highest live heap %d (peak RSS %d)", sp.maxLive, res.peak)
+	}
 }
 
 // TestFreshnessShort measures publish → visible in SQL briefly, or reports why it cannot.

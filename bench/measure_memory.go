@@ -37,18 +37,21 @@ type memoryResult struct {
 
 // memorySplit is what the RSS held at the highest sample (VmRSS, read once a second with /metrics):
 // the Go runtime's heap and stacks as it reports them, the file pages (RssFile: the binary's code
-// and data), and the rest (anonymous memory outside Go's heap: DuckDB, C).
+// and data), and the rest (anonymous memory outside Go's heap: DuckDB, C). maxLive is the highest
+// live heap of all samples (go_gc_heap_live_bytes: what the last collection found live), which the
+// heap in use exceeds by what GOGC and runtime.memory_limit allow.
 type memorySplit struct {
 	rss, goHeld, file int64
+	maxLive           int64
 }
 
 // other is the RSS that is neither Go's nor file pages.
 func (m memorySplit) other() int64 { return m.rss - m.goHeld - m.file }
 
-// sample records p's RSS and its parts, keeping the highest RSS seen.
+// sample records p's live heap, and its RSS and parts when the RSS is the highest seen.
 func (m *memorySplit) sample(ctx context.Context, p *harness.Proc) {
 	parts, err := harness.ReadRSSParts(p.Pid)
-	if err != nil || parts.RSS <= m.rss {
+	if err != nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
@@ -57,9 +60,13 @@ func (m *memorySplit) sample(ctx context.Context, p *harness.Proc) {
 	if err != nil {
 		return
 	}
+	m.maxLive = max(m.maxLive, int64(mt.Get("go_gc_heap_live_bytes")))
+	if parts.RSS <= m.rss {
+		return
+	}
 	held := mt.Get("go_memstats_heap_sys_bytes") - mt.Get("go_memstats_heap_released_bytes") + mt.Get("go_memstats_stack_sys_bytes")
 	if held > 0 {
-		*m = memorySplit{rss: parts.RSS, goHeld: int64(held), file: parts.File}
+		m.rss, m.goHeld, m.file = parts.RSS, int64(held), parts.File
 	}
 }
 
@@ -72,7 +79,7 @@ func measureMemory(ctx context.Context, e *env, plan memoryPlan) (*Section, []st
 		"which includes its final commits. Once a second the run also reads VmRSS and /metrics; at the highest of those samples it splits "+
 		"the RSS into what the Go runtime holds (go_memstats heap_sys - heap_released + stack_sys; runtime.memory_limit bounds it), file pages "+
 		"(RssFile: the binary's code and data, DuckDB's included, which the kernel may drop and read again) and the rest (anonymous memory outside "+
-		"Go's heap: DuckDB's tables and buffers, C). \"Once ready\" is VmRSS after start-up, before the first message.", plan.conns, plan.duration)
+		"Go's heap: DuckDB's tables and buffers, C). The live Go heap is what the last collection found live: what sluice needs of the Go side, which the heap in use exceeds by what GOGC and runtime.memory_limit let it grow. \"Once ready\" is VmRSS after start-up, before the first message.", plan.conns, plan.duration)
 	var errs []string
 	for _, fleet := range plan.fleets {
 		name := formatNum(float64(fleet), 0) + " sensors"
@@ -85,6 +92,7 @@ func measureMemory(ctx context.Context, e *env, plan memoryPlan) (*Section, []st
 		goHeld := s.Add("at the highest RSS sample: Go heap and stacks, "+name, "MiB", 1)
 		file := s.Add("at the highest RSS sample: file pages (the binary), "+name, "MiB", 1)
 		rest := s.Add("at the highest RSS sample: the rest (DuckDB, C), "+name, "MiB", 1)
+		live := s.Add("highest live Go heap (go_gc_heap_live_bytes, once a second), "+name, "MiB", 1)
 		rate := s.Add("ingest rate (publisher, acknowledged by sluice), "+name, "msg/s", 0)
 		lost := s.Add("messages acknowledged but not in readings/, "+name, "messages", 0).MustBe(0, false)
 		for r := range plan.runs {
@@ -104,6 +112,9 @@ func measureMemory(ctx context.Context, e *env, plan memoryPlan) (*Section, []st
 				goHeld.Values = append(goHeld.Values, mib(res.split.goHeld))
 				file.Values = append(file.Values, mib(res.split.file))
 				rest.Values = append(rest.Values, mib(res.split.other()))
+			}
+			if res.split.maxLive > 0 {
+				live.Values = append(live.Values, mib(res.split.maxLive))
 			}
 			rate.Values = append(rate.Values, res.rate)
 			lost.Values = append(lost.Values, float64(max(0, res.published-res.inLake)))

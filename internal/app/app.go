@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"runtime/debug"
 	"sync"
@@ -58,10 +59,15 @@ type App struct {
 	httpAddr net.Addr
 }
 
+// liveHeap adds go_gc_heap_live_bytes to the Go collector's defaults: the heap the last collection
+// found live. The heap in use grows past it to what GOGC and runtime.memory_limit allow, so it is
+// the figure that says how much sluice needs, not how much the collector let it take.
+var liveHeap = collectors.WithGoCollectorRuntimeMetrics(collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/heap/live:bytes$`)})
+
 // New returns an app for cfg (already loaded and validated).
 func New(cfg Config, opts Options, logger *slog.Logger) *App {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(liveHeap), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return &App{cfg: cfg, opts: opts, logger: logger, reg: reg, ready: make(chan struct{})}
 }
 
