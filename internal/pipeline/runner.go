@@ -148,8 +148,12 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 			if err := r.stage.Process(ctx, recs); err != nil {
 				return fmt.Errorf("stage %s: process: %w", r.name, err)
 			}
-			for _, rec := range recs {
-				r.processed[rec.Partition] = rec.Offset
+			for i, rec := range recs {
+				// A partition's records come in offset order: its last one in each run is enough,
+				// and a map assignment per record was 1% of the in-process pipeline's CPU.
+				if i+1 == len(recs) || recs[i+1].Partition != rec.Partition {
+					r.processed[rec.Partition] = rec.Offset
+				}
 			}
 			r.m.records.Add(float64(len(recs)))
 		}
