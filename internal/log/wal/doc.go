@@ -41,8 +41,13 @@
 // CPU besides its wait (on the benchmark VM ~100µs: the block layer, a virtio notification, and the
 // Go runtime's sysmon handing the blocked P to another thread), which at 20,000 msg/s through an
 // external Mosquitto was a quarter of sluice's CPU per message (bench/RESULTS.md's setup: 39-43µs per
-// message with 0, 29-34µs with 5ms, at QoS 0 and 1). The default is 0: the interval adds up to its
-// length to every append's latency, and caps a synchronous appender at one append per interval.
+// message with 0, 29-34µs with 5ms, at QoS 0 and 1). The default is 2ms, and it holds back only queues
+// holding an asynchronous append (AppendAsync: the MQTT source, the embedded broker's pipeline): a
+// queue of synchronous Appends only is committed at once, since each caller appends again only once
+// committed and the interval would cap it at one append per interval (BenchmarkAppend, 64 appenders:
+// 117k records/s without it, 22k with it). Through Mosquitto at QoS 1 (go run ./bench -only broker
+// -runs 1, alternated twice) sluice's CPU per message went 14.2/16.9 → 10.7/11.6µs and its ratio to
+// the ceiling 0.925/0.938 → 1.193/1.085; through the embedded broker 19.5/18.5 → 16.1/16.7µs.
 // AppendLazy (log.LazyAppender) marks appends nobody waits on promptly (MQTT QoS 0 messages, from the
 // MQTT source and the embedded broker): while only those are queued, wal.lazy_commit_interval (2ms)
 // applies instead, and an append that is waited on ends the wait (lazy ones do not wake the waiting

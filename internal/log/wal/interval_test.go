@@ -80,6 +80,62 @@ func TestCommitInterval(t *testing.T) {
 	}
 }
 
+// TestCommitIntervalSynchronous checks that commit_interval holds back no queue of synchronous
+// appends only (here 64 appenders, five Appends each: each appends again once committed), while a
+// stream of asynchronous appends shares one fdatasync per interval.
+func TestCommitIntervalSynchronous(t *testing.T) {
+	const interval = 100 * time.Millisecond
+	cfg := testConfig(t.TempDir(), 64<<20)
+	cfg.CommitInterval = interval
+	l := openT(t, cfg)
+	defer l.Close()
+	ctx := context.Background()
+	fsyncs := func() uint64 {
+		var m dto.Metric
+		if err := l.m.recordsPerFsync.Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetHistogram().GetSampleCount()
+	}
+
+	const appenders, rounds = 64, 5
+	start := time.Now()
+	var wg sync.WaitGroup
+	for g := range appenders {
+		wg.Go(func() {
+			for i := range rounds {
+				if err := l.Append(ctx, slog2.Entry{Value: val(g*rounds+i, 100)}); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if d := time.Since(start); d >= 2*interval {
+		t.Fatalf("%d synchronous appenders took %v for %d appends each: commit_interval (%v) held them back", appenders, d, rounds, interval)
+	}
+
+	// A stream: appends that do not wait, as fast as they come.
+	before := fsyncs()
+	const stream = 50_000
+	var done sync.WaitGroup
+	done.Add(stream)
+	start = time.Now()
+	for i := range stream {
+		l.AppendAsync([]slog2.Entry{{Value: val(i, 100)}}, func(err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			done.Done()
+		})
+	}
+	done.Wait()
+	took := time.Since(start)
+	if n, most := fsyncs()-before, uint64(took/interval)+3; n > most {
+		t.Fatalf("a stream of %d appends over %v took %d fdatasyncs, want at most %d (one per %v)", stream, took, n, most, interval)
+	}
+}
+
 // TestLazyCommitInterval checks wal.lazy_commit_interval: lazy appends (AppendLazy) arriving while the
 // last group commit is younger than the interval share one fdatasync after it; an append that is
 // waited on (AppendAsync) cuts the wait short for the lazy ones queued before it; a lazy append after
