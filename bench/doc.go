@@ -31,7 +31,9 @@
 //     1,024 while the archiver and decoder stages run on it, writing a file:// lake with the default
 //     lake settings; the clock stops when both have committed everything. Per stage it also reports
 //     how many records the stage had yet to process when the last append was durable, and how long
-//     after that its last commit came: what the pipeline takes beyond the appends. A first run, before the
+//     after that its last commit came: what the pipeline takes beyond the appends; and the process's CPU
+//     time per reading over each run (getrusage), with the rate the cores could sustain at that cost
+//     (the CPU budget: whether the target needs less work or more parallelism). A first run, before the
 //     measured ones, is reported on its own row: its heap grows from nothing. One more run is profiled
 //     with CPU samples labelled by stage (pprof labels on the runner and WAL goroutines), and the
 //     profile's split by stage and its top functions go into RESULTS.md.

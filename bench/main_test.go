@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -110,6 +111,21 @@ func TestInprocessShort(t *testing.T) {
 	}
 	if res.readings != 50_000 || res.raw != 50_000 || !(res.total > 0) || !(res.appended >= res.total) {
 		t.Fatalf("result %+v: want 50,000 readings and raw rows, and appends at least as fast as the whole", res)
+	}
+	// The CPU time is the run's: more than nothing, no more than every core busy for the whole run,
+	// and, in a run without the read-back, no more than the process spent in the call (so not what it
+	// spent before, such as the corpus).
+	if most := time.Duration(runtime.GOMAXPROCS(0))*res.elapsed + 20*time.Millisecond; res.cpu <= 0 || res.cpu > most {
+		t.Fatalf("CPU time %v over a run of %v: want more than 0 and at most %v", res.cpu, res.elapsed, most)
+	}
+	cpu0 := harness.SelfCPU()
+	res, err = inprocessRun(context.Background(), e, c, "", false)
+	during := harness.SelfCPU() - cpu0
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.cpu <= 0 || res.cpu > during {
+		t.Fatalf("CPU time %v of a run without read-back: want more than 0 and at most the %v the call took", res.cpu, during)
 	}
 	for i, name := range stageNames {
 		// A stage's last commit holds the last record, so it comes after that record was appended.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sluice-project/sluice/bench/internal/harness"
 	"github.com/sluice-project/sluice/bench/internal/lakecheck"
 	"github.com/sluice-project/sluice/internal/lake"
 	"github.com/sluice-project/sluice/internal/log/wal"
@@ -37,6 +38,7 @@ type inprocessResult struct {
 	readings int64            // distinct readings in the lake afterwards
 	raw      int64            // rows in raw/ afterwards
 	elapsed  time.Duration
+	cpu      time.Duration // the process's CPU time (user + system) over the run
 }
 
 // measureInprocess measures the pipeline without the network: WAL → archiver + decoder → lake.
@@ -52,6 +54,7 @@ func measureInprocess(ctx context.Context, e *env, plan inprocessPlan) (*Section
 	}
 	total := s.Add("readings/s into the lake (raw/ and readings/ committed)", "readings/s", 0).Goal(1_000_000, true)
 	appended := s.Add("WAL appends alone (durable, while the stages run)", "records/s", 0)
+	cpuPer := s.Add("CPU per reading: the process's CPU time (user + system, every stage and the appends) over the run, per reading", "µs", 2)
 	var behind, tail [2]*Figure
 	for i, name := range stageNames {
 		behind[i] = s.Add(fmt.Sprintf("records the %s had yet to process when the last append was durable", name), "records", 0)
@@ -88,10 +91,17 @@ func measureInprocess(ctx context.Context, e *env, plan inprocessPlan) (*Section
 		e.say("in-process run %d/%d: %.0f readings/s (WAL alone %.0f records/s)", r+1, plan.runs, res.total, res.appended)
 		total.Values = append(total.Values, res.total)
 		appended.Values = append(appended.Values, res.appended)
+		cpuPer.Values = append(cpuPer.Values, float64(res.cpu.Nanoseconds())/1000/float64(c.len()))
 		for i := range stageNames {
 			behind[i].Values = append(behind[i].Values, float64(res.behind[i]))
 			tail[i].Values = append(tail[i].Values, float64(res.tail[i].Microseconds())/1000)
 		}
+	}
+	if med := Summarize(cpuPer.Values).Median; med > 0 {
+		cores := runtime.GOMAXPROCS(0)
+		s.Notes = append(s.Notes, fmt.Sprintf("CPU budget: at %.2f µs of CPU per reading (median), %d cores sustain at most about %s readings/s, "+
+			"with every stage busy on every core all the time; 1,000,000 readings/s on them needs at most %.2f µs per reading.",
+			med, cores, formatNum(float64(cores)*1e6/med, 0), float64(cores)))
 	}
 	if plan.profile {
 		dir, err := e.dir("inprocess-profile")
@@ -161,13 +171,13 @@ func inprocessRun(ctx context.Context, e *env, c *corpus, profile string, check 
 		}
 		defer pprof.StopCPUProfile()
 	}
-	t0 := time.Now()
+	cpu0, t0 := harness.SelfCPU(), time.Now()
 	var appendErr error
 	pprof.Do(ctx, pprof.Labels("stage", "append"), func(ctx context.Context) { appendErr = appendAll(ctx, w, c, 1024, 16) })
 	tAppended := time.Now()
 	done, doneErr := stageRecords(reg)
 	drainErr := st.drain()
-	tEnd := time.Now()
+	tEnd, cpu := time.Now(), harness.SelfCPU()-cpu0
 	if profile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -179,7 +189,7 @@ func inprocessRun(ctx context.Context, e *env, c *corpus, profile string, check 
 		return inprocessResult{}, err
 	}
 	n := float64(c.len())
-	res := inprocessResult{total: n / tEnd.Sub(t0).Seconds(), appended: n / tAppended.Sub(t0).Seconds(), elapsed: tEnd.Sub(t0)}
+	res := inprocessResult{total: n / tEnd.Sub(t0).Seconds(), appended: n / tAppended.Sub(t0).Seconds(), elapsed: tEnd.Sub(t0), cpu: cpu}
 	for i, name := range stageNames {
 		res.behind[i] = int64(c.len()) - done[name]
 		res.tail[i] = st.done[i].Sub(tAppended)
