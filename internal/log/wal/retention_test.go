@@ -130,6 +130,14 @@ func TestBackpressure(t *testing.T) {
 	if err := <-asyncDone; err != nil {
 		t.Fatalf("AppendAsync: %v", err)
 	}
+	// Nothing is counted as queued once the queue is empty, the withdrawn append included.
+	testkit.Eventually(t, 5*time.Second, func() bool { return queued() == 0 }, "the queue never emptied")
+	l.qmu.Lock()
+	pend := l.pend
+	l.qmu.Unlock()
+	if pend != (pending{}) {
+		t.Fatalf("queue empty but %+v counted as pending", pend)
+	}
 	testkit.Eventually(t, 5*time.Second, func() bool { return testutil.ToFloat64(l.m.backpressure) == 0 },
 		"the backpressure gauge stayed at 1")
 	got := readAll(t, l)

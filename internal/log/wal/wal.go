@@ -31,6 +31,7 @@ type WAL struct {
 	// Append side, guarded by qmu.
 	qmu        sync.Mutex
 	queue      []*request
+	pend       pending // what queue holds, for waitInterval without a scan
 	closing    bool
 	wakeWriter chan struct{} // cap 1: something was queued
 	wakeUrgent chan struct{} // cap 1: an append that is not lazy was queued (ends a lazy wait)
@@ -82,6 +83,23 @@ type request struct {
 	taken   bool        // the writer has it (under qmu)
 	gone    bool        // Append gave up before the writer took it (under qmu)
 	encoded bool        // all entries are in the writer's buffer
+}
+
+// pending counts the requests queued and not withdrawn (guarded by qmu): their framed bytes, those
+// that are not lazy, and those of them that are asynchronous (AppendAsync). enqueue adds, take and a
+// withdrawn Append subtract.
+type pending struct {
+	bytes, eager, async int
+}
+
+func (p *pending) add(r *request, sign int) {
+	p.bytes += sign * r.bytes
+	if !r.lazy {
+		p.eager += sign
+		if r.done != nil {
+			p.async += sign
+		}
+	}
 }
 
 var requestPool = sync.Pool{New: func() any { return &request{ch: make(chan error, 1)} }}
@@ -161,6 +179,7 @@ func (l *WAL) append(ctx context.Context, entries []slog2.Entry) (int64, error) 
 	l.qmu.Lock()
 	if !r.taken {
 		r.gone = true // the writer skips it; it is not recycled
+		l.pend.add(r, -1)
 		l.qmu.Unlock()
 		return 0, fmt.Errorf("wal: append: %w", ctx.Err())
 	}
@@ -217,6 +236,7 @@ func (l *WAL) enqueue(r *request) error {
 		return slog2.ErrClosed
 	}
 	l.queue = append(l.queue, r)
+	l.pend.add(r, 1)
 	l.qmu.Unlock()
 	select {
 	case l.wakeWriter <- struct{}{}:

@@ -95,8 +95,9 @@ func (l *WAL) commitOnce() bool {
 // waitInterval holds the next group commit back until commit_interval has passed since the last one
 // took its batch, so that appends arriving meanwhile share one fdatasync; while every queued append is
 // lazy (AppendLazy), until lazy_commit_interval has, and an append that is not cuts that wait short
-// (lazy appends do not wake the waiting writer: at tens of thousands a second, a wake-up and a scan
-// of the queue each cost more than the fdatasyncs the wait saves).
+// (lazy appends do not wake the waiting writer: at tens of thousands a second, the wake-ups cost
+// more than the fdatasyncs the wait saves). What is queued is counted as it is queued and taken
+// (pending), so the wait is decided without a pass over the queue.
 // It does not wait when the last commit is that long ago (an append after a pause is committed at
 // once), when max_batch_bytes are already queued, or once Close was called; commit_interval does not
 // hold back a queue of synchronous appends only (Append: each caller appends again only once its
@@ -140,31 +141,12 @@ func (l *WAL) waitInterval() {
 	}
 }
 
-// queued returns the bytes of the requests queued for the writer, counted up to max_batch_bytes,
-// whether all of those are lazy, and whether one that is not lazy is asynchronous (AppendAsync:
-// commit_interval applies). It stops at the first request that is not lazy when commit_interval is
-// off, and at the first asynchronous one that is not lazy when it is on: the wait is then known.
+// queued returns the bytes of the requests queued for the writer, whether all of them are lazy, and
+// whether one that is not lazy is asynchronous (AppendAsync: commit_interval applies).
 func (l *WAL) queued() (bytes int, lazy, async bool) {
 	l.qmu.Lock()
 	defer l.qmu.Unlock()
-	lazy = true
-	for _, r := range l.queue {
-		if r.gone {
-			continue
-		}
-		bytes += r.bytes
-		if !r.lazy {
-			lazy = false
-			async = async || r.done != nil
-			if l.cfg.CommitInterval <= 0 || async {
-				break
-			}
-		}
-		if bytes >= int(l.cfg.MaxBatchBytes) {
-			break
-		}
-	}
-	return bytes, lazy, async
+	return l.pend.bytes, l.pend.eager == 0, l.pend.async > 0
 }
 
 // waitForSpace blocks while the log holds max_size bytes, until retention frees space or Close asks
@@ -229,6 +211,7 @@ func (l *WAL) take() []*request {
 		}
 		r.taken = true
 		size += r.bytes
+		l.pend.add(r, -1)
 		batch = append(batch, r)
 	}
 	rest := copy(l.queue, l.queue[n:])
